@@ -1,0 +1,35 @@
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import { createLogger, newId, ID_PATTERN, REDACTED } from './index';
+
+describe('createLogger', () => {
+  it('redacts secret keys at any depth and writes JSON with the service name', () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    const logger = createLogger({ service: 'test', transports: [new winston.transports.Stream({ stream })] });
+    logger.info('User created.', { password: 'hunter2', nested: { Authorization: 'Bearer abc', ok: 1 }, list: [{ token: 't' }] });
+    expect(lines).toHaveLength(1);
+    const rec = JSON.parse(lines[0] as string);
+    expect(rec.service).toBe('test');
+    expect(rec.password).toBe(REDACTED);
+    expect(rec.nested).toEqual({ Authorization: REDACTED, ok: 1 });
+    expect(rec.list).toEqual([{ token: REDACTED }]);
+    expect(lines[0]).not.toContain('hunter2');
+    expect(lines[0]).not.toContain('Bearer abc');
+  });
+});
+
+describe('newId', () => {
+  it('is prefixed, well-formed and sorts by time', () => {
+    const a = newId('usr', 1_000);
+    const b = newId('usr', 2_000);
+    expect(a).toMatch(ID_PATTERN);
+    expect(a < b).toBe(true);
+    expect(newId('usr')).not.toBe(newId('usr'));
+  });
+});
