@@ -1,0 +1,3 @@
+export { testDatabaseUrl, withDatabase, ensureTemplate, createTestDatabase, type TemplateSpec, type TestDatabase } from './databases';
+export { testRedisUrl, createTestRedis, type TestRedis } from './redis';
+export { freePort } from './ports';
