@@ -1,0 +1,174 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import YAML from 'yaml';
+import { AppError, envBool, envPort, mergeDeep, parseConfig, readSecret, setPath, type Env } from '@pa/kit';
+
+/**
+ * Control-plane configuration: one optional YAML file (`PA_CONFIG`) plus
+ * environment overrides, validated by one zod schema that reports every problem
+ * at once with its path. Secrets come only from the environment or from files
+ * named by `*_FILE` variables, never from the YAML file.
+ */
+export const configSchema = z
+  .object({
+    environment: z.enum(['development', 'test', 'production']).default('development'),
+    dataDir: z.string().min(1).default('./.data'),
+    logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    http: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: envPort.default(8080),
+        /** Public base URL (for links and the OpenAPI document). */
+        publicUrl: z.string().url().optional(),
+        /** Express `trust proxy` setting: hops of trusted proxies in front. */
+        trustProxy: z.coerce.number().int().min(0).max(10).default(0),
+        bodyLimitBytes: z.coerce.number().int().positive().default(1_048_576),
+      })
+      .prefault({}),
+    grpc: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: envPort.default(9090),
+      })
+      .prefault({}),
+    database: z
+      .object({
+        /** PostgreSQL URL; when absent, an embedded PostgreSQL is started under dataDir. */
+        url: z.string().url().optional(),
+        poolSize: z.coerce.number().int().min(1).max(100).default(10),
+        /** Apply pending migrations at start-up. */
+        migrateOnStart: envBool.default(true),
+      })
+      .prefault({}),
+    redis: z
+      .object({
+        /** Redis URL; when absent, login throttling state is kept in process. */
+        url: z.string().url().optional(),
+        keyPrefix: z.string().default('pa:'),
+      })
+      .prefault({}),
+    auth: z
+      .object({
+        issuer: z.string().min(1).default('port-authorizing'),
+        audience: z.string().min(1).default('pa-api'),
+        accessTokenTtlSeconds: z.coerce.number().int().min(30).max(86_400).default(900),
+        refreshTokenTtlSeconds: z.coerce.number().int().min(300).max(90 * 86_400).default(7 * 86_400),
+        bcryptCost: z.coerce.number().int().min(4).max(15).default(12),
+        /** Failed logins allowed per username, and per source address, in the window. */
+        throttleUserFailures: z.coerce.number().int().min(1).default(5),
+        throttleAddressFailures: z.coerce.number().int().min(1).default(30),
+        throttleWindowSeconds: z.coerce.number().int().min(1).default(900),
+      })
+      .prefault({}),
+    bootstrap: z
+      .object({
+        adminUsername: z.string().min(1).default('admin'),
+        /** Secret: only from PA_ADMIN_PASSWORD(_FILE). Generated and printed once when absent. */
+        adminPassword: z.string().min(12).max(72).optional(),
+      })
+      .prefault({}),
+    secrets: z
+      .object({
+        /**
+         * Master keys for encryption at rest, `id:base64(32 bytes)`, first one active.
+         * Secret: only from PA_MASTER_KEY(_FILE). Generated under dataDir when absent
+         * (except in production, where it is required).
+         */
+        masterKeys: z
+          .array(z.string().regex(/^[A-Za-z0-9_-]{1,32}:[A-Za-z0-9+/=_-]{43,44}$/, 'expected id:base64 of 32 bytes'))
+          .optional(),
+      })
+      .prefault({}),
+  })
+  .superRefine((cfg, ctx) => {
+    if (cfg.environment !== 'production') return;
+    if (cfg.auth.bcryptCost < 12) {
+      ctx.addIssue({ code: 'custom', path: ['auth', 'bcryptCost'], message: 'must be at least 12 in production' });
+    }
+    if (!cfg.secrets.masterKeys?.length) {
+      ctx.addIssue({ code: 'custom', path: ['secrets', 'masterKeys'], message: 'PA_MASTER_KEY is required in production' });
+    }
+    if (!cfg.database.url) {
+      ctx.addIssue({ code: 'custom', path: ['database', 'url'], message: 'DATABASE_URL is required in production' });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Environment variable → config path. */
+const ENV_MAP: Record<string, string> = {
+  PA_ENV: 'environment',
+  PA_DATA_DIR: 'dataDir',
+  PA_LOG_LEVEL: 'logLevel',
+  PA_HTTP_HOST: 'http.host',
+  PA_HTTP_PORT: 'http.port',
+  PA_PUBLIC_URL: 'http.publicUrl',
+  PA_TRUST_PROXY: 'http.trustProxy',
+  PA_GRPC_HOST: 'grpc.host',
+  PA_GRPC_PORT: 'grpc.port',
+  DATABASE_URL: 'database.url',
+  PA_DB_POOL_SIZE: 'database.poolSize',
+  PA_MIGRATE_ON_START: 'database.migrateOnStart',
+  REDIS_URL: 'redis.url',
+  PA_REDIS_PREFIX: 'redis.keyPrefix',
+  PA_ACCESS_TOKEN_TTL: 'auth.accessTokenTtlSeconds',
+  PA_REFRESH_TOKEN_TTL: 'auth.refreshTokenTtlSeconds',
+  PA_BCRYPT_COST: 'auth.bcryptCost',
+  PA_ISSUER: 'auth.issuer',
+  PA_ADMIN_USERNAME: 'bootstrap.adminUsername',
+};
+
+/** YAML keys that must never hold a secret. */
+const SECRET_PATHS = ['bootstrap.adminPassword', 'secrets.masterKeys'];
+
+const readYaml = (file: string): Record<string, unknown> => {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new AppError('CONFIG_INVALID', { message: `Cannot read config file ${file}.`, cause });
+  }
+  const doc: unknown = YAML.parse(text);
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new AppError('CONFIG_INVALID', { message: `Config file ${file} must hold a mapping.` });
+  }
+  return doc as Record<string, unknown>;
+};
+
+const hasPath = (tree: Record<string, unknown>, path: string): boolean => {
+  let node: unknown = tree;
+  for (const key of path.split('.')) {
+    if (node === null || typeof node !== 'object') return false;
+    node = (node as Record<string, unknown>)[key];
+  }
+  return node !== undefined;
+};
+
+/**
+ * Loads the configuration from `env` (and the YAML file it names), reporting
+ * every problem at once. Returns a frozen object.
+ */
+export const loadConfig = (env: Env, overrides: ConfigInput = {}): Config => {
+  const file = env.PA_CONFIG ? readYaml(resolve(env.PA_CONFIG)) : {};
+  const leaked = SECRET_PATHS.filter((p) => hasPath(file, p));
+  if (leaked.length > 0) {
+    throw new AppError('CONFIG_INVALID', {
+      message: `Secrets do not belong in the config file (${leaked.join(', ')}); use PA_ADMIN_PASSWORD / PA_MASTER_KEY or their _FILE forms.`,
+    });
+  }
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, path] of Object.entries(ENV_MAP)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(fromEnv, path, value);
+  }
+  const adminPassword = readSecret(env, 'PA_ADMIN_PASSWORD');
+  if (adminPassword !== undefined) setPath(fromEnv, 'bootstrap.adminPassword', adminPassword);
+  const masterKey = readSecret(env, 'PA_MASTER_KEY');
+  if (masterKey !== undefined) {
+    setPath(fromEnv, 'secrets.masterKeys', masterKey.split(',').map((k) => k.trim()).filter(Boolean));
+  }
+  return parseConfig(configSchema, mergeDeep(file, fromEnv, overrides as Record<string, unknown>));
+};

@@ -1,0 +1,104 @@
+import { createServer, type Server } from 'node:http';
+import { join, resolve } from 'node:path';
+import Redis from 'ioredis';
+import type { Logger } from '@pa/kit';
+import { createApp } from './app';
+import type { Config } from './config';
+import { SecretBox } from './crypto/secret-box';
+import { startEmbeddedDatabase } from './db/embedded';
+import { migrate } from './db/migrate';
+import { createDatabase } from './db/pool';
+import { bootstrapAdmin, type BootstrapResult } from './domain/bootstrap';
+import { validatePolicyDocument } from './domain/policies/validate';
+import { buildControlPlane, type ControlPlane } from './services';
+
+export interface RunningControlPlane {
+  cp: ControlPlane;
+  /** Base URL of the REST API listener. */
+  url: string;
+  /** URL of the database (embedded or configured); for the migrate command and tests. */
+  databaseUrl: string;
+  embedded: boolean;
+  bootstrap: BootstrapResult | null;
+  /** Graceful stop: stop accepting, finish in-flight requests, close pools. */
+  stop(): Promise<void>;
+}
+
+const listen = (server: Server, port: number, host: string): Promise<number> =>
+  new Promise((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, host, () => {
+      const addr = server.address();
+      res(typeof addr === 'object' && addr ? addr.port : port);
+    });
+  });
+
+/**
+ * Starts the control plane from config: the embedded database when no
+ * DATABASE_URL is set, migrations, the first admin, and the REST listener.
+ */
+export const startControlPlane = async (config: Config, logger: Logger, options: { clock?: () => Date } = {}): Promise<RunningControlPlane> => {
+  const stops: Array<() => Promise<void>> = [];
+  try {
+    let databaseUrl = config.database.url;
+    const embedded = !databaseUrl;
+    if (!databaseUrl) {
+      const pg = await startEmbeddedDatabase(config.dataDir, logger);
+      stops.push(() => pg.stop());
+      databaseUrl = pg.url;
+    }
+    if (config.database.migrateOnStart) await migrate(databaseUrl, logger);
+    const db = createDatabase(databaseUrl, { poolSize: config.database.poolSize, logger });
+    stops.push(() => db.close());
+    const box = config.secrets.masterKeys?.length
+      ? SecretBox.fromSpecs(config.secrets.masterKeys)
+      : SecretBox.fromFile(join(resolve(config.dataDir), 'master.key'));
+    if (!config.secrets.masterKeys?.length && !embedded) {
+      logger.warn('No PA_MASTER_KEY set; using a generated key file in the data directory.', { dataDir: config.dataDir });
+    }
+    let redis: Redis | undefined;
+    if (config.redis.url) {
+      redis = new Redis(config.redis.url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+      redis.on('error', (err) => logger.warn('Redis connection problem.', { err: err.message }));
+      await redis.connect().catch((err: unknown) => logger.warn('Redis unreachable at start; login throttling falls back to this process.', { err }));
+      const r = redis;
+      stops.push(async () => {
+        r.disconnect();
+      });
+    }
+    const cp = buildControlPlane({ config, logger, db, box, validatePolicy: validatePolicyDocument, ...(redis ? { redis } : {}), ...(options.clock ? { clock: options.clock } : {}) });
+    await cp.init();
+    const bootstrap = await bootstrapAdmin(cp, config.bootstrap.adminUsername, config.bootstrap.adminPassword);
+    const app = createApp(cp);
+    const server = createServer(app);
+    server.requestTimeout = 30_000;
+    server.headersTimeout = 10_000;
+    server.keepAliveTimeout = 5_000;
+    const port = await listen(server, config.http.port, config.http.host);
+    stops.push(
+      () =>
+        new Promise<void>((res) => {
+          server.close(() => res());
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), 10_000).unref();
+        }),
+    );
+    const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+    logger.info('Control plane listening.', { url: `http://${host}:${port}`, embeddedDatabase: embedded });
+    return {
+      cp,
+      url: `http://${host}:${port}`,
+      databaseUrl,
+      embedded,
+      bootstrap,
+      stop: async () => {
+        for (const stop of stops.reverse()) {
+          await stop().catch((err: unknown) => logger.warn('Shutdown step failed.', { err }));
+        }
+      },
+    };
+  } catch (err) {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    throw err;
+  }
+};
