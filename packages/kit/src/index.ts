@@ -2,5 +2,5 @@ export { ERROR_CODES, errorCodes, type ErrorCode, type ErrorCodeSpec } from './e
 export { AppError, isAppError, toAppError, type AppErrorOptions, type FieldProblem } from './errors';
 export { zodProblems } from './zod-problems';
 export { parseConfig, readSecret, setPath, mergeDeep, envBool, envPort, envDurationSeconds, type Env } from './config';
-export { createLogger, createNullLogger, redact, REDACTED, SECRET_KEYS, type Logger, type LoggerOptions } from './logger';
+export { createLogger, createNullLogger, createCaptureLogger, redact, REDACTED, SECRET_KEYS, type Logger, type LoggerOptions } from './logger';
 export { newId, ID_PATTERN } from './ids';

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import winston from 'winston';
 
 /** Keys whose values never reach a log line, at any depth (compared case-insensitively). */
@@ -78,3 +79,15 @@ export const createLogger = (options: LoggerOptions): Logger =>
 
 /** A logger that writes nothing (default for tests and optional dependencies). */
 export const createNullLogger = (): Logger => createLogger({ service: 'null', silent: true });
+
+/** A logger that keeps every JSON line it writes in `lines` (tests assert on them, e.g. that no secret appears). */
+export const createCaptureLogger = (service: string, level = 'debug'): { logger: Logger; lines: string[] } => {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
+  return { logger: createLogger({ service, level, transports: [new winston.transports.Stream({ stream })] }), lines };
+};

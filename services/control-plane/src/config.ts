@@ -151,7 +151,7 @@ const hasPath = (tree: Record<string, unknown>, path: string): boolean => {
  * Loads the configuration from `env` (and the YAML file it names), reporting
  * every problem at once. Returns a frozen object.
  */
-export const loadConfig = (env: Env, overrides: ConfigInput = {}): Config => {
+export const loadConfig = (env: Env = process.env, overrides: ConfigInput = {}): Config => {
   const file = env.PA_CONFIG ? readYaml(resolve(env.PA_CONFIG)) : {};
   const leaked = SECRET_PATHS.filter((p) => hasPath(file, p));
   if (leaked.length > 0) {

@@ -4,7 +4,7 @@ import { startControlPlane } from './server';
 
 /** Entry point: load config, start, print how to log in, stop cleanly on SIGTERM/SIGINT. */
 const main = async (): Promise<void> => {
-  const config = loadConfig(process.env);
+  const config = loadConfig();
   const logger = createLogger({ service: 'control-plane', level: config.logLevel });
   const running = await startControlPlane(config, logger);
   const lines = [

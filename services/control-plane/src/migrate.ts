@@ -5,7 +5,7 @@ import { migrate } from './db/migrate';
 
 /** `pnpm migrate`: applies pending migrations to DATABASE_URL (or the embedded database) and exits. */
 const main = async (): Promise<void> => {
-  const config = loadConfig(process.env);
+  const config = loadConfig();
   const logger = createLogger({ service: 'control-plane', level: config.logLevel });
   const embedded = config.database.url ? null : await startEmbeddedDatabase(config.dataDir, logger);
   try {

@@ -1,5 +1,5 @@
 import type { Request, Response, Router } from 'express';
-import { z } from 'zod';
+import { type z } from 'zod';
 import { AppError, zodProblems } from '@pa/kit';
 import type { Permission, Principal, RequestMeta } from '../domain/permissions';
 

@@ -80,9 +80,9 @@ export class AuthService {
     return {
       tokenType: 'Bearer',
       accessToken: access.token,
-      expiresIn: Math.round((access.expiresAt.getTime() - now) / 1000),
+      expiresIn: this.d.tokens.ttlSeconds,
       refreshToken,
-      refreshExpiresIn: Math.round((refreshExpiresAt.getTime() - now) / 1000),
+      refreshExpiresIn: Math.max(0, Math.floor((refreshExpiresAt.getTime() - now) / 1000)),
       sessionId,
     };
   }
