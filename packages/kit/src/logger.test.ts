@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { createLogger, newId, ID_PATTERN, REDACTED } from './index';
+import { createLogger, newId, ID_PATTERN, REDACTED, redact } from './index';
 
 describe('createLogger', () => {
   it('redacts secret keys at any depth and writes JSON with the service name', () => {
@@ -31,5 +31,14 @@ describe('newId', () => {
     expect(a).toMatch(ID_PATTERN);
     expect(a < b).toBe(true);
     expect(newId('usr')).not.toBe(newId('usr'));
+  });
+});
+
+describe('redact', () => {
+  it('keeps errors bounded: name, message, code, stack and cause only', () => {
+    const err = Object.assign(new Error('boom', { cause: new Error('root') }), { code: '57P01', client: { huge: 'x'.repeat(10_000), password: 'p' } });
+    const out = redact({ err }) as { err: Record<string, unknown> };
+    expect(Object.keys(out.err).sort()).toEqual(['cause', 'code', 'message', 'name', 'stack']);
+    expect(JSON.stringify(out)).not.toContain('xxxx');
   });
 });

@@ -34,7 +34,15 @@ export const REDACTED = '[REDACTED]';
 export const redact = (value: unknown, depth = 0): unknown => {
   if (depth > 8 || value === null || typeof value !== 'object') return value;
   if (value instanceof Error) {
-    return { name: value.name, message: value.message, stack: value.stack, ...(redact({ ...value }, depth + 1) as object) };
+    // Only the useful, bounded parts: driver errors carry whole clients and sockets.
+    const code = (value as { code?: unknown }).code;
+    return {
+      name: value.name,
+      message: value.message,
+      ...(typeof code === 'string' || typeof code === 'number' ? { code } : {}),
+      stack: value.stack,
+      ...(value.cause !== undefined ? { cause: redact(value.cause, depth + 1) } : {}),
+    };
   }
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};

@@ -52,7 +52,7 @@ const clientQueryable = (client: PoolClient): Queryable => ({
 /** Creates the control plane's connection pool. */
 export const createDatabase = (url: string, options: { poolSize?: number; logger?: Logger } = {}): Database => {
   const pool = new Pool({ connectionString: url, max: options.poolSize ?? 10, application_name: 'pa-control-plane' });
-  pool.on('error', (err) => options.logger?.warn('Idle database client failed.', { err }));
+  pool.on('error', (err) => options.logger?.warn('Idle database client failed.', { err: err.message }));
   return {
     pool,
     query: (text, values) => wrap(() => pool.query(text, values)),
