@@ -79,8 +79,38 @@ export const ERROR_CODES = {
   POLICY_INVALID: spec(422, GRPC.INVALID_ARGUMENT, '22023', false, 'The policy is not valid.'),
   PRECONDITION_FAILED: spec(412, GRPC.FAILED_PRECONDITION, '55000', false, 'The resource changed since it was read.'),
 
+  // PostgreSQL wire protocol (packages/pgwire)
+  PG_PROTOCOL_VIOLATION: spec(400, GRPC.INVALID_ARGUMENT, '08P01', false, 'The PostgreSQL protocol was violated.'),
+  PG_STARTUP_REFUSED: spec(400, GRPC.INVALID_ARGUMENT, '08004', false, 'The connection startup was refused.'),
+  PG_UNSAFE_PARAMETER_CHANGE: spec(403, GRPC.PERMISSION_DENIED, '42501', false, 'A session parameter was changed to a value the proxy does not allow.'),
+  PG_BACKEND_UNAVAILABLE: spec(502, GRPC.UNAVAILABLE, '08001', true, 'The database server could not be reached.'),
+  PG_BACKEND_TIMEOUT: spec(504, GRPC.DEADLINE_EXCEEDED, '08001', true, 'The database server did not answer in time.'),
+  PG_BACKEND_TLS_FAILED: spec(502, GRPC.UNAVAILABLE, '08001', false, 'A secure connection to the database server could not be established.'),
+  PG_BACKEND_AUTH_FAILED: spec(502, GRPC.UNAVAILABLE, '08001', false, 'The proxy could not authenticate to the database server.'),
+  PG_BACKEND_REJECTED: spec(502, GRPC.UNAVAILABLE, '08001', false, 'The database server refused the connection.'),
+  PG_BACKEND_PROTOCOL_VIOLATION: spec(502, GRPC.UNAVAILABLE, '08P01', false, 'The database server sent an invalid message.'),
+  PG_BACKEND_CONNECTION_LOST: spec(502, GRPC.UNAVAILABLE, '08006', true, 'The connection to the database server was lost.'),
+
+  // Grants (packages/grants): a data-plane node checking a grant, or the control plane renewing one
+  GRANT_MALFORMED: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'The grant is malformed.'),
+  GRANT_ALGORITHM_REJECTED: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'The grant uses an algorithm that is not accepted.'),
+  GRANT_KEY_UNKNOWN: spec(401, GRPC.UNAUTHENTICATED, '28000', true, 'The grant names a key that is not known here.'),
+  GRANT_SIGNATURE_INVALID: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'The grant signature is not valid.'),
+  GRANT_EXPIRED: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'The grant has expired.'),
+  GRANT_NOT_YET_VALID: spec(401, GRPC.UNAUTHENTICATED, '28000', true, 'The grant is not valid yet.'),
+  GRANT_AUDIENCE_MISMATCH: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'The grant is not meant for this service.'),
+  GRANT_ISSUER_MISMATCH: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'The grant was not issued by a trusted control plane.'),
+  GRANT_CREDENTIALS_UNREADABLE: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'The backend credentials in the grant cannot be read.'),
+
+  // Audit spool (data plane): refuse rather than run unaudited
+  AUDIT_SPOOL_FULL: spec(503, GRPC.RESOURCE_EXHAUSTED, '58000', true, 'The audit trail cannot take more events now; the request was refused rather than run unaudited.'),
+  AUDIT_UNAVAILABLE: spec(503, GRPC.UNAVAILABLE, '58000', true, 'The audit trail cannot be written now; the request was refused rather than run unaudited.'),
+
   // Limits and dependencies
   RATE_LIMITED: spec(429, GRPC.RESOURCE_EXHAUSTED, '53400', true, 'Too many requests; try again later.'),
+  CONCURRENCY_LIMITED: spec(429, GRPC.RESOURCE_EXHAUSTED, '53300', true, 'Too many open connections for this grant or user.'),
+  GRANT_REVOKED: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'The grant has been revoked.'),
+  REVOCATION_STATUS_UNKNOWN: spec(503, GRPC.UNAVAILABLE, '57P03', true, 'Revocation status cannot be confirmed right now; new connections are refused until it can.'),
   DEPENDENCY_UNAVAILABLE: spec(503, GRPC.UNAVAILABLE, '08006', true, 'A service this request depends on is unavailable.'),
   DATABASE_UNAVAILABLE: spec(503, GRPC.UNAVAILABLE, '08006', true, 'The database is unavailable.'),
   NOT_READY: spec(503, GRPC.UNAVAILABLE, '57P03', true, 'The service is not ready.'),

@@ -1,3 +1,4 @@
 export { testDatabaseUrl, withDatabase, ensureTemplate, createTestDatabase, type TemplateSpec, type TestDatabase } from './databases';
 export { testRedisUrl, createTestRedis, type TestRedis } from './redis';
 export { freePort } from './ports';
+export { startThrowawayPostgres, type ThrowawayPostgres, type ThrowawayPostgresOptions, type ThrowawayAuth } from './throwaway-postgres';

@@ -1,0 +1,93 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import { CLIENT_LABEL_HEADER, TUNNEL_ID_HEADER, TUNNEL_PATH, TUNNEL_PROTOCOL } from './protocol';
+
+/** A tunnel the node refused, with its problem document's code and detail. */
+export class TunnelRefusedError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly detail: string,
+    readonly retryAfterSeconds: number | null,
+  ) {
+    super(`tunnel refused (${status} ${code}): ${detail}`);
+    this.name = 'TunnelRefusedError';
+  }
+}
+
+export interface OpenTunnelOptions {
+  /** Base URL of the data-plane node, e.g. `http://127.0.0.1:7000` or `https://…`. */
+  url: string;
+  grant: string;
+  clientLabel?: string;
+  timeoutMs?: number;
+  /** TLS: a CA bundle to trust for `https` nodes. */
+  ca?: string | Buffer;
+}
+
+export interface OpenTunnel {
+  socket: Socket;
+  tunnelId: string;
+}
+
+/**
+ * Opens a tunnel: sends the Upgrade request with the grant and resolves with
+ * the raw socket once the node answers 101. Bytes the node sent right after
+ * the 101 are pushed back into the socket, so nothing is lost.
+ */
+export const openTunnel = (options: OpenTunnelOptions): Promise<OpenTunnel> =>
+  new Promise((resolve, reject) => {
+    const base = new URL(options.url);
+    const mod = base.protocol === 'https:' ? https : http;
+    const req = mod.request({
+      protocol: base.protocol,
+      hostname: base.hostname,
+      port: base.port || (base.protocol === 'https:' ? 443 : 80),
+      path: TUNNEL_PATH,
+      method: 'GET',
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: TUNNEL_PROTOCOL,
+        Authorization: `Bearer ${options.grant}`,
+        ...(options.clientLabel ? { [CLIENT_LABEL_HEADER]: options.clientLabel } : {}),
+      },
+      ...(options.ca ? { ca: options.ca } : {}),
+      agent: false,
+    });
+    const timer = setTimeout(() => {
+      req.destroy(new Error(`tunnel handshake timed out after ${options.timeoutMs ?? 10_000} ms`));
+    }, options.timeoutMs ?? 10_000);
+    req.once('upgrade', (res, socket, head) => {
+      clearTimeout(timer);
+      if (head.length > 0) socket.unshift(head);
+      socket.setNoDelay(true);
+      resolve({ socket, tunnelId: String(res.headers[TUNNEL_ID_HEADER] ?? '') });
+    });
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        if (chunks.reduce((n, b) => n + b.length, 0) < 64 * 1024) chunks.push(c);
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        let code = 'UNKNOWN';
+        let detail = res.statusMessage ?? 'refused';
+        let retry: number | null = null;
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { code?: unknown; detail?: unknown; retryAfterSeconds?: unknown };
+          if (typeof body.code === 'string') code = body.code;
+          if (typeof body.detail === 'string') detail = body.detail;
+          if (typeof body.retryAfterSeconds === 'number') retry = body.retryAfterSeconds;
+        } catch {
+          // Not a problem document: keep the status line.
+        }
+        reject(new TunnelRefusedError(res.statusCode ?? 0, code, detail, retry));
+      });
+    });
+    req.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end();
+  });
