@@ -130,7 +130,14 @@ const readYaml = (file: string): Record<string, unknown> => {
   } catch (cause) {
     throw new AppError('CONFIG_INVALID', { message: `Cannot read config file ${file}.`, cause });
   }
-  const doc: unknown = YAML.parse(text);
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (cause) {
+    // The parser's own message quotes the file; it is kept only as the cause.
+    const line = (cause as { linePos?: Array<{ line: number }> }).linePos?.[0]?.line;
+    throw new AppError('CONFIG_INVALID', { message: `Config file ${file} is not valid YAML${line ? ` (line ${line})` : ''}.`, cause });
+  }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new AppError('CONFIG_INVALID', { message: `Config file ${file} must hold a mapping.` });

@@ -2,16 +2,59 @@ import { z } from 'zod';
 import type { RouteSpec } from './route';
 import { problemSchema } from './schemas';
 
-const toJsonSchema = (schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> => {
+type SchemaConverter = (schema: z.ZodType, io: 'input' | 'output') => Record<string, unknown>;
+
+/** Replaces every `$ref` in `node` (deeply) by `map(ref)`. */
+const rewriteRefs = (node: unknown, map: (ref: string) => string): unknown => {
+  if (Array.isArray(node)) return node.map((v) => rewriteRefs(v, map));
+  if (node === null || typeof node !== 'object') return node;
+  return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, k === '$ref' && typeof v === 'string' ? map(v) : rewriteRefs(v, map)]));
+};
+
+/**
+ * A zod → JSON Schema converter for one OpenAPI document. zod puts schemas
+ * with an id (`.meta({ id })`) in a `$defs` of each converted schema and refers
+ * to them as `#/$defs/<id>`; inside an OpenAPI document that pointer resolves
+ * against the document root, where there is no `$defs`. So the definitions are
+ * hoisted into `components` (the input form of a schema gets an `Input` suffix
+ * when it differs from the output form) and the references rewritten.
+ */
+const schemaConverter = (components: Record<string, unknown>): SchemaConverter => (schema, io) => {
   const s = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
   delete s.$schema;
-  return s;
+  const defs = (s.$defs ?? {}) as Record<string, unknown>;
+  delete s.$defs;
+  // Each id keeps its name unless a different schema already holds it (then
+  // `<id>Input`, `<id>Input2`, …). Renaming one definition changes those that
+  // refer to it, so repeat until stable.
+  const suffix = io === 'input' ? 'Input' : 'Output';
+  const attempt = new Map(Object.keys(defs).map((id) => [id, 0]));
+  const nameOf = (id: string): string => {
+    const k = attempt.get(id) ?? 0;
+    return k === 0 ? id : `${id}${suffix}${k === 1 ? '' : k}`;
+  };
+  const map = (ref: string): string => {
+    const m = /^#\/\$defs\/(.+)$/.exec(ref);
+    return m ? `#/components/schemas/${nameOf(m[1] as string)}` : ref;
+  };
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [id, def] of Object.entries(defs)) {
+      const held = components[nameOf(id)];
+      if (held !== undefined && JSON.stringify(held) !== JSON.stringify(rewriteRefs(def, map))) {
+        attempt.set(id, (attempt.get(id) ?? 0) + 1);
+        changed = true;
+      }
+    }
+  }
+  for (const [id, def] of Object.entries(defs)) components[nameOf(id)] = rewriteRefs(def, map);
+  return rewriteRefs(s, map) as Record<string, unknown>;
 };
 
 /** Express `/users/:id` → OpenAPI `/users/{id}`. */
 const openApiPath = (path: string): string => path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 
-const parameters = (schema: z.ZodType | undefined, where: 'path' | 'query'): unknown[] => {
+const parameters = (toJsonSchema: SchemaConverter, schema: z.ZodType | undefined, where: 'path' | 'query'): unknown[] => {
   if (!schema) return [];
   const json = toJsonSchema(schema, 'input') as { properties?: Record<string, Record<string, unknown>>; required?: string[] };
   return Object.entries(json.properties ?? {}).map(([name, s]) => ({
@@ -28,6 +71,10 @@ const parameters = (schema: z.ZodType | undefined, where: 'path' | 'query'): unk
  * that validate requests describe them here.
  */
 export const buildOpenApi = (routes: readonly RouteSpec<never, never, never>[], info: { version: string; serverUrl: string }) => {
+  const schemas: Record<string, unknown> = {};
+  const toJsonSchema = schemaConverter(schemas);
+  // Registers the Problem schema (it has an id) under components.
+  toJsonSchema(problemSchema, 'output');
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of routes as unknown as RouteSpec[]) {
     const p = `/api/v1${openApiPath(r.path)}`;
@@ -50,7 +97,7 @@ export const buildOpenApi = (routes: readonly RouteSpec<never, never, never>[], 
       operationId: `${r.method}${r.path.replace(/[/:]+([a-z])/g, (_m, c: string) => c.toUpperCase()).replace(/[^A-Za-z0-9]/g, '')}`,
       ...(r.access === 'public' ? { security: [] } : {}),
       ...(r.access !== 'public' && r.access !== 'user' ? { 'x-permission': r.access } : {}),
-      parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query')],
+      parameters: [...parameters(toJsonSchema, r.params, 'path'), ...parameters(toJsonSchema, r.query, 'query')],
       ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: toJsonSchema(r.body, 'input') } } } } : {}),
       responses,
     };
@@ -66,7 +113,7 @@ export const buildOpenApi = (routes: readonly RouteSpec<never, never, never>[], 
     security: [{ bearerAuth: [] }],
     components: {
       securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
-      schemas: { Problem: toJsonSchema(problemSchema, 'output') },
+      schemas,
     },
     paths,
   };

@@ -15,6 +15,12 @@ export interface HandlerContext<P, Q, B> {
   /** The caller; null only on public routes. */
   principal: Principal | null;
   meta: RequestMeta;
+  /**
+   * For permission checks a handler makes itself (e.g. depending on a query
+   * parameter): refuses with PERMISSION_DENIED, audited like the router's own
+   * checks, unless the caller holds `permission`.
+   */
+  demand(permission: Permission, message?: string): Promise<void>;
 }
 
 /** A JSON reply; `undefined` means the handler wrote the response itself (streams). */
@@ -66,12 +72,14 @@ export const mountRoutes = (router: Router, routes: readonly RouteSpec<never, ne
   for (const spec of routes as unknown as RouteSpec[]) {
     router[spec.method](spec.path, async (req: Request, res: Response) => {
       let principal: Principal | null = null;
+      const demand = async (permission: Permission, message?: string): Promise<void> => {
+        if (principal?.permissions.has(permission)) return;
+        if (principal) await deps.onDenied(principal, permission, req);
+        throw new AppError('PERMISSION_DENIED', { message: message ?? `You need the ${permission} permission to do this.` });
+      };
       if (spec.access !== 'public') {
         principal = await deps.authenticate(req);
-        if (spec.access !== 'user' && !principal.permissions.has(spec.access)) {
-          await deps.onDenied(principal, spec.access, req);
-          throw new AppError('PERMISSION_DENIED', { message: `You need the ${spec.access} permission to do this.` });
-        }
+        if (spec.access !== 'user') await demand(spec.access);
       }
       if (spec.body && req.body === undefined) {
         if (req.headers['content-type'] && !req.is('application/json')) throw new AppError('UNSUPPORTED_MEDIA_TYPE');
@@ -84,6 +92,7 @@ export const mountRoutes = (router: Router, routes: readonly RouteSpec<never, ne
         body: parsePart(spec.body, req.body ?? {}, 'body'),
         principal,
         meta: deps.requestMeta(req),
+        demand,
       };
       const result = await spec.handler(ctx);
       if (!result) return;

@@ -70,14 +70,18 @@ const connectionBody = z.strictObject({
   credential: credentialInput.nullable().optional().describe('Write-only backend credential; null removes it.'),
 });
 
-type ConnectionBody = z.infer<typeof connectionBody>;
+/** The fields the cross-field checks look at, as they will be stored. */
+interface CombinationState {
+  database?: string | null;
+  credential?: { kind: 'password' | 'header' } | null;
+}
 
 /** Cross-field checks: a header credential is for HTTP; a database only for PostgreSQL. */
-const checkCombination = (body: Partial<ConnectionBody>, protocol: string): void => {
+const checkCombination = (state: CombinationState, protocol: string): void => {
   const problems = [];
-  if (body.credential?.kind === 'header' && protocol !== 'http') problems.push({ path: 'body.credential.kind', message: 'header credentials are for http connections' });
-  if (body.credential?.kind === 'password' && protocol === 'tcp') problems.push({ path: 'body.credential.kind', message: 'tcp connections take no credential' });
-  if (body.database && protocol !== 'postgres') problems.push({ path: 'body.database', message: 'only postgres connections have a database' });
+  if (state.credential?.kind === 'header' && protocol !== 'http') problems.push({ path: 'body.credential.kind', message: 'header credentials are for http connections' });
+  if (state.credential?.kind === 'password' && protocol === 'tcp') problems.push({ path: 'body.credential.kind', message: 'tcp connections take no credential' });
+  if (state.database && protocol !== 'postgres') problems.push({ path: 'body.database', message: 'only postgres connections have a database' });
   if (problems.length) throw new AppError('VALIDATION_FAILED', { details: problems });
 };
 
@@ -98,7 +102,7 @@ export const connectionRoutes = (connections: ConnectionService) => [
       const p = mustPrincipal(ctx);
       const { query } = ctx;
       if (query.scope === 'all') {
-        if (!p.permissions.has('connections:read')) throw new AppError('PERMISSION_DENIED', { message: 'You need the connections:read permission to list every connection.' });
+        await ctx.demand('connections:read', 'You need the connections:read permission to list every connection.');
         const tag = query.tag ? ([query.tag.slice(0, query.tag.indexOf('=')), query.tag.slice(query.tag.indexOf('=') + 1)] as [string, string]) : undefined;
         return { body: await connections.list(query.limit, query.cursor, { ...(query.protocol ? { protocol: query.protocol } : {}), ...(tag ? { tag } : {}) }) };
       }
@@ -140,7 +144,15 @@ export const connectionRoutes = (connections: ConnectionService) => [
     responses: { 200: { description: 'Updated', schema: connectionSchema }, 404: { description: 'No such connection', schema: problemSchema } },
     handler: async (ctx) => {
       const current = await connections.get(ctx.params.id);
-      checkCombination(ctx.body, ctx.body.protocol ?? current.protocol);
+      // Check the connection as it will be, not just the patch: changing only the
+      // protocol must not leave a database or credential the new protocol cannot use.
+      checkCombination(
+        {
+          database: ctx.body.database !== undefined ? ctx.body.database : current.database,
+          credential: ctx.body.credential !== undefined ? ctx.body.credential : current.credential,
+        },
+        ctx.body.protocol ?? current.protocol,
+      );
       return { body: await connections.update(current.id, ctx.body, mustPrincipal(ctx), ctx.meta) };
     },
   }),

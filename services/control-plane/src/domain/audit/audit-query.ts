@@ -1,5 +1,13 @@
+import { AppError } from '@pa/kit';
 import type { Queryable } from '../../db/pool';
 import { decodeCursor, encodeCursor } from '../pagination';
+
+/**
+ * Whether `t` is a cursor time as `time_key` writes it (UTC, microseconds), and
+ * a real calendar time, so PostgreSQL reads it back losslessly and never fails.
+ */
+const isCursorTime = (t: string): boolean =>
+  /^[1-9]\d{3}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/.test(t) && !Number.isNaN(Date.parse(t)) && new Date(t).toISOString().slice(0, 19) === t.slice(0, 19);
 
 export interface AuditEvent {
   id: string;
@@ -45,6 +53,8 @@ interface Row {
   source_ip: string | null;
   user_agent: string | null;
   details: Record<string, unknown>;
+  /** `time` at full (microsecond) precision, for the cursor: a JS Date keeps only milliseconds. */
+  time_key: string;
 }
 
 const toEvent = (r: Row): AuditEvent => ({
@@ -93,16 +103,18 @@ export class AuditQuery {
     if (filter.to) where.push(`time < ${arg(filter.to)}`);
     if (cursor) {
       const c = decodeCursor(cursor, ['t', 'id']);
-      where.push(`(time, id) < (${arg(new Date(c.t as string))}, ${arg(c.id)})`);
+      if (!isCursorTime(c.t as string)) throw new AppError('VALIDATION_FAILED', { details: [{ path: 'cursor', message: 'not a cursor returned by this API' }] });
+      where.push(`(time, id) < (${arg(c.t)}::timestamptz, ${arg(c.id)})`);
     }
-    const sql = `SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+    const sql = `SELECT *, to_char(time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS time_key
+      FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY time DESC, id DESC LIMIT ${arg(limit + 1)}`;
     const { rows } = await this.db.query<Row>(sql, args);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
       items: page.map(toEvent),
-      nextCursor: rows.length > limit && last ? encodeCursor({ t: last.time.toISOString(), id: last.id }) : null,
+      nextCursor: rows.length > limit && last ? encodeCursor({ t: last.time_key, id: last.id }) : null,
     };
   }
 }

@@ -110,7 +110,8 @@ export class RoleService {
       if (before.builtIn && patch.name !== undefined && patch.name.toLowerCase() !== before.name.toLowerCase()) {
         throw new AppError('ROLE_BUILT_IN', { message: 'Built-in roles cannot be renamed.' });
       }
-      if (before.builtIn && patch.permissions && before.permissions.length === PERMISSIONS.length && patch.permissions.length !== PERMISSIONS.length) {
+      // Compare as sets: a list of the right length may repeat one permission and drop others.
+      if (before.builtIn && patch.permissions && before.permissions.length === PERMISSIONS.length && new Set(patch.permissions).size !== PERMISSIONS.length) {
         throw new AppError('ROLE_BUILT_IN', { message: 'The built-in role with every permission keeps them all.' });
       }
       const { rows } = await tx.query<RoleRow>(

@@ -96,7 +96,8 @@ export class UserService {
 
   private async row(idOrUsername: string, tx: Queryable): Promise<UserRow> {
     const { rows } = await tx.query<UserRow>(
-      `${SELECT_USER} WHERE u.id = $1 OR lower(u.username) = lower($1) GROUP BY u.id`,
+      // An id wins over a username that happens to spell it (usernames may look like ids).
+      `${SELECT_USER} WHERE u.id = $1 OR lower(u.username) = lower($1) GROUP BY u.id ORDER BY (u.id = $1) DESC LIMIT 1`,
       [idOrUsername],
     );
     const row = rows[0];
