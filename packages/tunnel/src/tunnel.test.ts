@@ -10,10 +10,13 @@ describe('tunnel handshake over real sockets', () => {
   let server: Server;
   let url: string;
   const seen: Array<{ grant: string; label: string | null }> = [];
+  const sockets = new Set<Socket>();
 
   beforeAll(async () => {
     server = createServer((_req, res) => res.writeHead(426).end());
     server.on('upgrade', (req, socket: Socket, head: Buffer) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
       try {
         const t = parseTunnelRequest(req);
         seen.push({ grant: t.grant, label: t.clientLabel });
@@ -33,6 +36,7 @@ describe('tunnel handshake over real sockets', () => {
   });
   afterAll(async () => {
     server.closeAllConnections();
+    for (const s of sockets) s.destroy();
     await new Promise((r) => server.close(r));
   });
 
@@ -76,11 +80,6 @@ describe('tunnel handshake over real sockets', () => {
   });
 
   it('refuses a wrong path', async () => {
-    const err = await openTunnel({ url: `${url}`, grant: GOOD }).then(
-      () => null,
-      (e: unknown) => e,
-    );
-    expect(err).toBeNull();
     const http = await import('node:http');
     const status = await new Promise<number>((resolve) => {
       const req = http.request(`${url}/other`, { headers: { Connection: 'Upgrade', Upgrade: 'pa-tunnel/1', Authorization: `Bearer ${GOOD}` } });
