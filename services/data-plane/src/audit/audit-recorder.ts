@@ -1,0 +1,141 @@
+import { AppError, createNullLogger, isAppError, newId, type Logger } from '@pa/kit';
+import {
+  isDecisionOutcome,
+  type AuditDecisionOutcome,
+  type AuditEvent,
+  type AuditResultOutcome,
+} from './audit-event';
+import type { AuditAdmission } from './audit-spool';
+import { systemTimers, type AuditTimers } from './timers';
+
+/** An event as a handler hands it over: the recorder fills `id`, `time` and `nodeId` unless given. */
+export type AuditEventDraft = Omit<AuditEvent, 'id' | 'time' | 'nodeId' | 'outcome'> & {
+  readonly id?: string;
+  readonly time?: string;
+};
+
+/** A decision: written before the action it allows (or instead of it, when denied). */
+export type AuditDecisionDraft = AuditEventDraft & { readonly outcome: AuditDecisionOutcome };
+
+/** An outcome: written after the action. */
+export type AuditOutcomeDraft = AuditEventDraft & { readonly outcome: AuditResultOutcome };
+
+/** The spool operations the recorder needs. */
+export interface AuditAppender {
+  /** `ok`, or why new work would be refused (see AuditSpool.admission). */
+  admission(): AuditAdmission;
+  append(events: AuditEvent | readonly AuditEvent[]): Promise<void>;
+}
+
+/**
+ * The audit hooks protocol handlers call (STYLE.md §6 `AuditSink`). Handlers
+ * depend on this interface, so tests can pass a fake.
+ */
+export interface AuditSink {
+  /** Whether a new statement/request can be admitted; false → refuse it (HTTP 503 / SQLSTATE 58000). */
+  canAccept(): boolean;
+  /** Records a decision durably; resolves with the stored event; rejects with AUDIT_SPOOL_FULL / AUDIT_UNAVAILABLE. */
+  decision(draft: AuditDecisionDraft): Promise<AuditEvent>;
+  /** Records an outcome durably; resolves true when durable, false when it could not be recorded; never rejects. */
+  outcome(draft: AuditOutcomeDraft): Promise<boolean>;
+}
+
+/** Dependencies of an {@link AuditRecorder}. */
+export interface AuditRecorderOptions {
+  spool: AuditAppender;
+  /** Id of this node, stamped on every event. */
+  nodeId: string;
+  timers?: Pick<AuditTimers, 'now'>;
+  logger?: Logger;
+}
+
+/**
+ * The facade protocol handlers call.
+ *
+ * - `decision` must be awaited before the action it allows: it resolves only
+ *   once the event is on disk (fsynced), and rejects with an AppError
+ *   (AUDIT_SPOOL_FULL, AUDIT_UNAVAILABLE) when it cannot be. The handler then
+ *   refuses the action in its own protocol (HTTP 503, PG ErrorResponse 58000)
+ *   rather than run it unaudited. It also rejects at once, without touching the
+ *   spool, when `canAccept()` is false, keeping the spool's headroom for the
+ *   outcomes of actions already admitted.
+ * - `outcome` is appended in call order just like a decision and is just as
+ *   durable, but the action already happened and cannot be undone, so it never
+ *   rejects (per STYLE.md §6, audit failures are logged, not thrown into the
+ *   proxy path): it resolves `true` once durable and `false` if it could not be
+ *   recorded (logged at error level, counted in `lostOutcomes`). A handler on a
+ *   hot path may fire and forget it (`void sink.outcome(…)`); its place in the
+ *   spool is fixed when the call is made, so a later decision can never land
+ *   before it.
+ */
+export class AuditRecorder implements AuditSink {
+  private readonly spool: AuditAppender;
+  private readonly nodeId: string;
+  private readonly timers: Pick<AuditTimers, 'now'>;
+  private readonly logger: Logger;
+  private lost = 0;
+
+  constructor(options: AuditRecorderOptions) {
+    if (options.spool === undefined) throw new TypeError('AuditRecorder needs a spool.');
+    if (typeof options.nodeId !== 'string' || options.nodeId === '') throw new TypeError('AuditRecorder needs a node id.');
+    this.spool = options.spool;
+    this.nodeId = options.nodeId;
+    this.timers = options.timers ?? systemTimers;
+    this.logger = (options.logger ?? createNullLogger()).child({ component: 'audit-recorder' });
+  }
+
+  /** Outcome events that could not be recorded since start. */
+  get lostOutcomes(): number {
+    return this.lost;
+  }
+
+  canAccept(): boolean {
+    return this.spool.admission() === 'ok';
+  }
+
+  async decision(draft: AuditDecisionDraft): Promise<AuditEvent> {
+    if (!isDecisionOutcome(draft.outcome)) {
+      throw new AppError('VALIDATION_FAILED', { message: 'A decision event must be allowed or denied.', details: [{ path: 'outcome', message: 'Expected allowed or denied.' }] });
+    }
+    const admission = this.spool.admission();
+    if (admission === 'full') throw new AppError('AUDIT_SPOOL_FULL');
+    if (admission === 'unavailable') throw new AppError('AUDIT_UNAVAILABLE');
+    const event = this.complete(draft);
+    await this.spool.append(event);
+    return event;
+  }
+
+  async outcome(draft: AuditOutcomeDraft): Promise<boolean> {
+    let event: AuditEvent | undefined;
+    try {
+      if (isDecisionOutcome(draft.outcome)) {
+        throw new AppError('VALIDATION_FAILED', { message: 'An outcome event must be success, failure or error.', details: [{ path: 'outcome', message: 'Expected success, failure or error.' }] });
+      }
+      event = this.complete(draft);
+      await this.spool.append(event);
+      return true;
+    } catch (err) {
+      this.lost += 1;
+      // Ids and the action only: details may hold SQL text.
+      this.logger.error('Audit outcome could not be recorded.', {
+        eventId: event?.id ?? draft.id,
+        action: draft.action,
+        connectionId: draft.connectionId,
+        sessionId: draft.sessionId,
+        code: isAppError(err) ? err.code : undefined,
+        error: isAppError(err) ? undefined : err,
+      });
+      return false;
+    }
+  }
+
+  private complete(draft: AuditEventDraft & { readonly outcome: AuditEvent['outcome'] }): AuditEvent {
+    const now = this.timers.now();
+    return {
+      ...draft,
+      id: draft.id ?? newId('evt', now),
+      time: draft.time ?? new Date(now).toISOString(),
+      nodeId: this.nodeId,
+    };
+  }
+}

@@ -1,0 +1,877 @@
+import { join } from 'node:path';
+import { AppError, createNullLogger, zodProblems, type Logger } from '@pa/kit';
+import { auditEventSchema, type AuditEvent } from './audit-event';
+import { encodeRecord, probeRecord, scanRecords } from './record-codec';
+import { errorCode, hasCode, nodeSpoolFs, type SpoolFileHandle, type SpoolFs } from './spool-fs';
+import { systemTimers, type AuditTimers } from './timers';
+
+const MIB = 1024 * 1024;
+
+/** Defaults of {@link AuditSpoolOptions}. */
+export const AUDIT_SPOOL_DEFAULTS = {
+  capacityBytes: 256 * MIB,
+  admissionHeadroomBytes: 64 * 1024,
+  segmentBytes: 8 * MIB,
+  maxRecordBytes: 1 * MIB,
+  groupCommitWindowMs: 2,
+  groupCommitMaxEvents: 256,
+  retryAfterMs: 1000,
+} as const;
+
+/** Configuration and dependencies of an {@link AuditSpool}. */
+export interface AuditSpoolOptions {
+  /** Directory holding the segment and ack files; created when missing. One spool per directory. */
+  dir: string;
+  /**
+   * Bound on unacknowledged data (framed bytes of events accepted but not yet
+   * acknowledged by the control plane). An append that would pass it is refused.
+   */
+  capacityBytes?: number;
+  /**
+   * Free space {@link AuditSpool.canAccept} keeps in reserve, so that the outcome
+   * events of actions already admitted still fit after new ones are refused.
+   */
+  admissionHeadroomBytes?: number;
+  /** A segment file is sealed and a new one begun once it reaches this size. */
+  segmentBytes?: number;
+  /** Largest serialised event accepted (payload bytes). */
+  maxRecordBytes?: number;
+  /** How long the first append of a group waits for others to share its write and fsync. */
+  groupCommitWindowMs?: number;
+  /** A group is committed at once when this many events are waiting. */
+  groupCommitMaxEvents?: number;
+  /** After a disk error the spool refuses appends for this long, then tries again. */
+  retryAfterMs?: number;
+  fs?: SpoolFs;
+  timers?: AuditTimers;
+  logger?: Logger;
+}
+
+/** Counters and levels of a spool, for metrics and readiness. */
+export interface AuditSpoolStats {
+  /** Durable events not yet acknowledged. */
+  readonly pendingEvents: number;
+  /** Framed bytes of those events. */
+  readonly pendingBytes: number;
+  /** Events accepted by `append` that are not durable yet. */
+  readonly queuedEvents: number;
+  readonly queuedBytes: number;
+  readonly capacityBytes: number;
+  /** Segment files on disk. */
+  readonly segments: number;
+  /** Bytes of segment files on disk (acknowledged records included until their segment goes). */
+  readonly diskBytes: number;
+  /** fdatasync calls made for appends (each shared by a group). */
+  readonly fsyncs: number;
+  /** Appends refused (full or unwritable). */
+  readonly refusals: number;
+  /** Records found unreadable when read back for shipping, and dropped. */
+  readonly droppedRecords: number;
+  /** False while the spool refuses appends after a disk error. */
+  readonly isWritable: boolean;
+}
+
+/** Whether a spool admits new work now, and if not, why. */
+export type AuditAdmission = 'ok' | 'full' | 'unavailable';
+
+/** What the shipper needs from a spool. */
+export interface AuditSpoolReader {
+  readUnacked(maxEvents: number): Promise<AuditEvent[]>;
+  ack(eventIds: Iterable<string>): Promise<void>;
+  /** Calls `listener` whenever new events become durable; returns the unsubscribe function. */
+  onDurable(listener: () => void): () => void;
+  /** Resolves when every event accepted so far is durable (or refused). */
+  settle(): Promise<void>;
+  stats(): AuditSpoolStats;
+}
+
+interface Segment {
+  readonly seq: number;
+  readonly path: string;
+  readonly ackPath: string;
+  /** Durable records in file order. */
+  readonly records: RecordRef[];
+  unacked: number;
+  /** Records before this index are all acknowledged. */
+  scanFrom: number;
+  /** Bytes of durable records (the write position of the active segment). */
+  size: number;
+  /** Write handle; only the active segment has one. */
+  fh: SpoolFileHandle | undefined;
+  sealed: boolean;
+  removed: boolean;
+}
+
+interface RecordRef {
+  readonly seg: Segment;
+  readonly id: string;
+  readonly offset: number;
+  readonly size: number;
+  acked: boolean;
+  /** Another record with the same event id (a duplicate append); acked together. */
+  dup: RecordRef | undefined;
+}
+
+interface PendingAppend {
+  remaining: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+interface QueuedRecord {
+  readonly id: string;
+  readonly bytes: Buffer;
+  readonly owner: PendingAppend;
+}
+
+const SEGMENT_NAME = /^(\d{20})\.(seg|ack)$/;
+const EVENT_ID = /^evt_[0-9a-hjkmnp-tv-z]{26}$/;
+/** Offsets per ack record, so an ack record stays far below the record size cap. */
+const ACK_OFFSETS_PER_RECORD = 4096;
+
+const segmentName = (seq: number, ext: 'seg' | 'ack'): string => `${String(seq).padStart(20, '0')}.${ext}`;
+
+const isList = (input: AuditEvent | readonly AuditEvent[]): input is readonly AuditEvent[] => Array.isArray(input);
+
+const decodeEventId = (payload: Buffer): string | undefined => {
+  try {
+    const value: unknown = JSON.parse(payload.toString('utf8'));
+    const id = typeof value === 'object' && value !== null ? (value as { id?: unknown }).id : undefined;
+    return typeof id === 'string' && EVENT_ID.test(id) ? id : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+const decodeAckOffsets = (payload: Buffer): number[] | undefined => {
+  try {
+    const value: unknown = JSON.parse(payload.toString('utf8'));
+    return Array.isArray(value) && value.every((v) => Number.isSafeInteger(v) && (v as number) >= 0)
+      ? (value as number[])
+      : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+const positive = (name: string, value: number): number => {
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`AuditSpool option ${name} must be a non-negative number.`);
+  return value;
+};
+
+/**
+ * A durable, bounded, on-disk queue of audit events between the protocol
+ * handlers and the shipper. See README.md beside this file for the on-disk
+ * format and the guarantees.
+ *
+ * - `append` resolves only once its events are written and fdatasync'd; appends
+ *   arriving together share one write and one fsync (group commit).
+ * - Unacknowledged data is bounded: past the bound `append` rejects with
+ *   `AUDIT_SPOOL_FULL` at once; after a disk error it rejects with
+ *   `AUDIT_UNAVAILABLE` (both HTTP 503 / SQLSTATE 58000) for `retryAfterMs`.
+ * - `ack` takes event ids in any order; a segment file goes once every event in
+ *   it is acknowledged, and ack progress is kept in a file beside it.
+ * - Opening a directory recovers every durable unacknowledged event, truncating
+ *   a torn tail and skipping damaged records; it never throws for bad data.
+ */
+export class AuditSpool implements AuditSpoolReader {
+  private readonly dir: string;
+  private readonly capacityBytes: number;
+  private readonly headroomBytes: number;
+  private readonly segmentBytes: number;
+  private readonly maxRecordBytes: number;
+  private readonly windowMs: number;
+  private readonly maxGroupEvents: number;
+  private readonly retryAfterMs: number;
+  private readonly fs: SpoolFs;
+  private readonly timers: AuditTimers;
+  private readonly logger: Logger;
+
+  private segments: Segment[] = [];
+  private index = new Map<string, RecordRef>();
+  private active: Segment | undefined;
+  private nextSeq = 1;
+  private isRecovered = false;
+  private recovering: Promise<void> | undefined;
+
+  private queue: QueuedRecord[] = [];
+  private queuedBytes = 0;
+  private inflightBytes = 0;
+  private inflightEvents = 0;
+  private pendingBytes = 0;
+  private pendingEvents = 0;
+  private commitTimer: unknown;
+  private writer: Promise<void> | undefined;
+  private maintenance: Promise<void> = Promise.resolve();
+  private readonly listeners = new Set<() => void>();
+
+  private failedAt: number | undefined;
+  private isFull = false;
+  private closing: Promise<void> | undefined;
+  private fsyncs = 0;
+  private refusals = 0;
+  private droppedRecords = 0;
+
+  private constructor(options: AuditSpoolOptions) {
+    if (typeof options.dir !== 'string' || options.dir === '') throw new TypeError('AuditSpool needs a directory.');
+    const d = AUDIT_SPOOL_DEFAULTS;
+    this.dir = options.dir;
+    this.capacityBytes = positive('capacityBytes', options.capacityBytes ?? d.capacityBytes);
+    this.headroomBytes = Math.min(this.capacityBytes, positive('admissionHeadroomBytes', options.admissionHeadroomBytes ?? d.admissionHeadroomBytes));
+    this.segmentBytes = Math.max(1, positive('segmentBytes', options.segmentBytes ?? d.segmentBytes));
+    this.maxRecordBytes = Math.max(1, positive('maxRecordBytes', options.maxRecordBytes ?? d.maxRecordBytes));
+    this.windowMs = positive('groupCommitWindowMs', options.groupCommitWindowMs ?? d.groupCommitWindowMs);
+    this.maxGroupEvents = Math.max(1, positive('groupCommitMaxEvents', options.groupCommitMaxEvents ?? d.groupCommitMaxEvents));
+    this.retryAfterMs = positive('retryAfterMs', options.retryAfterMs ?? d.retryAfterMs);
+    this.fs = options.fs ?? nodeSpoolFs;
+    this.timers = options.timers ?? systemTimers;
+    this.logger = (options.logger ?? createNullLogger()).child({ component: 'audit-spool' });
+  }
+
+  /**
+   * Opens (creating if needed) the spool in `options.dir` and recovers what is
+   * there. Does not throw when the directory is unusable: the spool then starts
+   * refusing (`canAccept()` false, appends rejected with AUDIT_UNAVAILABLE), logs
+   * why, and tries again after `retryAfterMs`.
+   */
+  static async open(options: AuditSpoolOptions): Promise<AuditSpool> {
+    const spool = new AuditSpool(options);
+    try {
+      await spool.ensureRecovered();
+    } catch (err) {
+      spool.markFailed(err, 'Audit spool could not be opened; refusing audited work.');
+    }
+    return spool;
+  }
+
+  /**
+   * Whether a new statement or request may be admitted now: the spool is open,
+   * writable, and has `admissionHeadroomBytes` free. Handlers check it before
+   * running anything they would have to audit.
+   */
+  canAccept(): boolean {
+    return this.admission() === 'ok';
+  }
+
+  /**
+   * Why new work would be refused now: `full` (AUDIT_SPOOL_FULL: less than
+   * `admissionHeadroomBytes`, or nothing, free), `unavailable` (AUDIT_UNAVAILABLE: closed, or
+   * refusing after a disk error), or `ok`.
+   */
+  admission(): AuditAdmission {
+    if (this.closing !== undefined || this.isFailing()) return 'unavailable';
+    const free = this.capacityBytes - this.usedBytes();
+    return free > 0 && free >= this.headroomBytes ? 'ok' : 'full';
+  }
+
+  /**
+   * Appends events (in call order) and resolves once they are durable. Rejects
+   * at once with AUDIT_SPOOL_FULL when they would pass the capacity, with
+   * AUDIT_UNAVAILABLE while the spool is closed or refusing after a disk error
+   * (or when this group's write fails), and with VALIDATION_FAILED for an event
+   * that does not match the schema or exceeds `maxRecordBytes`.
+   */
+  append(input: AuditEvent | readonly AuditEvent[]): Promise<void> {
+    const events = isList(input) ? input : [input];
+    if (events.length === 0) return Promise.resolve();
+    if (this.closing !== undefined || this.isFailing()) {
+      this.refusals += events.length;
+      return Promise.reject(new AppError('AUDIT_UNAVAILABLE'));
+    }
+    const encoded: Buffer[] = [];
+    let bytes = 0;
+    for (const event of events) {
+      const result = auditEventSchema.safeParse(event);
+      if (!result.success) {
+        return Promise.reject(
+          new AppError('VALIDATION_FAILED', { message: 'The audit event is not valid.', details: zodProblems(result.error) }),
+        );
+      }
+      const payload = Buffer.from(JSON.stringify(event), 'utf8');
+      if (payload.length > this.maxRecordBytes) {
+        return Promise.reject(
+          new AppError('VALIDATION_FAILED', {
+            message: 'The audit event is too large.',
+            details: [{ path: 'details', message: `The serialised event exceeds ${this.maxRecordBytes} bytes.` }],
+          }),
+        );
+      }
+      const record = encodeRecord(payload);
+      encoded.push(record);
+      bytes += record.length;
+    }
+    if (this.usedBytes() + bytes > this.capacityBytes) {
+      this.refusals += events.length;
+      if (!this.isFull) {
+        this.isFull = true;
+        this.logger.warn('Audit spool is full; refusing new events.', {
+          capacityBytes: this.capacityBytes,
+          pendingBytes: this.pendingBytes,
+          pendingEvents: this.pendingEvents,
+        });
+      }
+      return Promise.reject(new AppError('AUDIT_SPOOL_FULL'));
+    }
+    if (this.isFull) {
+      this.isFull = false;
+      this.logger.info('Audit spool accepts events again.', { pendingBytes: this.pendingBytes });
+    }
+    return new Promise<void>((resolve, reject) => {
+      const owner: PendingAppend = { remaining: events.length, resolve, reject };
+      events.forEach((event, i) => this.queue.push({ id: event.id, bytes: encoded[i] as Buffer, owner }));
+      this.queuedBytes += bytes;
+      this.scheduleCommit();
+    });
+  }
+
+  /**
+   * The oldest unacknowledged durable events, at most `maxEvents`, in append
+   * order. Calling it again before acking returns the same events (the shipper
+   * has one batch in flight at a time). A record that no longer reads back
+   * correctly is logged, dropped and skipped; never shipped.
+   */
+  async readUnacked(maxEvents: number): Promise<AuditEvent[]> {
+    const picked: RecordRef[] = [];
+    for (const seg of this.segments) {
+      if (picked.length >= maxEvents) break;
+      if (seg.unacked === 0) continue;
+      while (seg.scanFrom < seg.records.length && seg.records[seg.scanFrom]?.acked === true) seg.scanFrom += 1;
+      for (let k = seg.scanFrom; k < seg.records.length && picked.length < maxEvents; k += 1) {
+        const ref = seg.records[k] as RecordRef;
+        if (!ref.acked) picked.push(ref);
+      }
+    }
+    const out: AuditEvent[] = [];
+    let start = 0;
+    while (start < picked.length) {
+      const seg = (picked[start] as RecordRef).seg;
+      let end = start;
+      while (end < picked.length && (picked[end] as RecordRef).seg === seg) end += 1;
+      out.push(...(await this.readRecords(seg, picked.slice(start, end))));
+      start = end;
+    }
+    return out;
+  }
+
+  /**
+   * Acknowledges events by id, in any order and any grouping; unknown or
+   * already acknowledged ids are ignored. Frees their capacity at once; resolves
+   * when the progress is written to the ack files (not fsynced: a crash may
+   * cause a few events to be shipped again, which ingestion by id absorbs) and
+   * fully acknowledged sealed segments are deleted.
+   */
+  async ack(eventIds: Iterable<string>): Promise<void> {
+    const touched = new Map<Segment, number[]>();
+    for (const id of eventIds) {
+      const head = this.index.get(id);
+      if (head === undefined) continue;
+      this.index.delete(id);
+      for (let ref: RecordRef | undefined = head; ref !== undefined; ref = ref.dup) {
+        if (ref.acked) continue;
+        this.markAcked(ref);
+        const list = touched.get(ref.seg);
+        if (list === undefined) touched.set(ref.seg, [ref.offset]);
+        else list.push(ref.offset);
+      }
+    }
+    if (touched.size === 0) return;
+    await this.maintain(async () => {
+      for (const [seg, offsets] of touched) await this.persistAcks(seg, offsets);
+    });
+  }
+
+  /** Subscribes to "new events are durable"; returns the unsubscribe function. */
+  onDurable(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Commits whatever is queued now (without waiting for the group window) and resolves when nothing is queued or being written. */
+  async settle(): Promise<void> {
+    while (this.writer !== undefined || this.queue.length > 0) {
+      if (this.writer === undefined) this.startWriter();
+      await this.writer;
+    }
+  }
+
+  /** Current counters and levels. */
+  stats(): AuditSpoolStats {
+    let diskBytes = 0;
+    for (const seg of this.segments) diskBytes += seg.size;
+    return {
+      pendingEvents: this.pendingEvents,
+      pendingBytes: this.pendingBytes,
+      queuedEvents: this.queue.length + this.inflightEvents,
+      queuedBytes: this.queuedBytes + this.inflightBytes,
+      capacityBytes: this.capacityBytes,
+      segments: this.segments.length,
+      diskBytes,
+      fsyncs: this.fsyncs,
+      refusals: this.refusals,
+      droppedRecords: this.droppedRecords,
+      isWritable: !this.isFailing(),
+    };
+  }
+
+  /**
+   * Stops accepting appends, commits those already accepted, writes pending ack
+   * progress and closes the active segment. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.settle();
+      await this.maintenance;
+      if (this.active !== undefined) await this.seal(this.active);
+      this.listeners.clear();
+    })();
+    return this.closing;
+  }
+
+  // ---- group commit --------------------------------------------------------
+
+  private usedBytes(): number {
+    return this.pendingBytes + this.queuedBytes + this.inflightBytes;
+  }
+
+  private isFailing(): boolean {
+    return this.failedAt !== undefined && this.timers.now() - this.failedAt < this.retryAfterMs;
+  }
+
+  private markFailed(err: unknown, message: string): void {
+    this.failedAt = this.timers.now();
+    this.logger.error(message, { dir: this.dir, code: errorCode(err), error: err, retryAfterMs: this.retryAfterMs });
+  }
+
+  private scheduleCommit(): void {
+    if (this.writer !== undefined) return; // the running writer takes the queue when its group is done
+    if (this.queue.length >= this.maxGroupEvents) {
+      this.startWriter();
+    } else if (this.commitTimer === undefined) {
+      this.commitTimer = this.timers.setTimeout(() => {
+        this.commitTimer = undefined;
+        if (this.writer === undefined) this.startWriter();
+      }, this.windowMs);
+    }
+  }
+
+  private startWriter(): void {
+    if (this.commitTimer !== undefined) {
+      this.timers.clearTimeout(this.commitTimer);
+      this.commitTimer = undefined;
+    }
+    this.writer = this.runWriter().finally(() => {
+      this.writer = undefined;
+      // Appends made between the writer's last look at the queue and now saw a
+      // running writer and scheduled nothing: they have waited long enough.
+      if (this.queue.length > 0) this.startWriter();
+    });
+  }
+
+  private async runWriter(): Promise<void> {
+    // Appends that arrive while a group is being written wait for it and then
+    // form the next group together: the classic group commit.
+    while (this.queue.length > 0) {
+      const group = this.queue;
+      this.queue = [];
+      const bytes = group.reduce((n, r) => n + r.bytes.length, 0);
+      this.queuedBytes -= bytes;
+      this.inflightBytes += bytes;
+      this.inflightEvents += group.length;
+      await this.commit(group);
+    }
+  }
+
+  /** Writes and fsyncs one group, split at segment boundaries; settles every append in it. */
+  private async commit(group: QueuedRecord[]): Promise<void> {
+    let done = 0;
+    let committedAny = false;
+    try {
+      await this.ensureRecovered();
+      while (done < group.length) {
+        const seg = await this.activeSegment();
+        let end = done;
+        let length = 0;
+        while (end < group.length) {
+          const size = (group[end] as QueuedRecord).bytes.length;
+          if (seg.size + length > 0 && seg.size + length + size > this.segmentBytes) break;
+          length += size;
+          end += 1;
+        }
+        if (end === done) {
+          await this.seal(seg);
+          continue;
+        }
+        const chunk = group.slice(done, end);
+        const buf = Buffer.concat(
+          chunk.map((r) => r.bytes),
+          length,
+        );
+        await this.writeFully(seg, buf);
+        await (seg.fh as SpoolFileHandle).datasync();
+        this.fsyncs += 1;
+
+        let offset = seg.size;
+        for (const r of chunk) {
+          this.indexRecord({ seg, id: r.id, offset, size: r.bytes.length, acked: false, dup: undefined });
+          offset += r.bytes.length;
+        }
+        seg.size = offset;
+        this.inflightBytes -= length;
+        this.inflightEvents -= chunk.length;
+        done = end;
+        committedAny = true;
+        for (const r of chunk) {
+          r.owner.remaining -= 1;
+          if (r.owner.remaining === 0) r.owner.resolve();
+        }
+        if (seg.size >= this.segmentBytes) await this.seal(seg);
+      }
+      if (this.failedAt !== undefined) {
+        this.failedAt = undefined;
+        this.logger.info('Audit spool is writable again.', { dir: this.dir });
+      }
+    } catch (err) {
+      const rest = group.slice(done);
+      this.inflightBytes -= rest.reduce((n, r) => n + r.bytes.length, 0);
+      this.inflightEvents -= rest.length;
+      this.refusals += rest.length;
+      this.markFailed(err, 'Audit spool write failed; refusing new events.');
+      await this.abandonActive();
+      const refusal = new AppError('AUDIT_UNAVAILABLE', { cause: err });
+      for (const r of rest) {
+        if (r.owner.remaining > 0) {
+          r.owner.remaining = 0;
+          r.owner.reject(refusal);
+        }
+      }
+    }
+    if (committedAny) {
+      for (const listener of [...this.listeners]) {
+        try {
+          listener();
+        } catch (err) {
+          this.logger.error('Audit spool listener failed.', { error: err });
+        }
+      }
+    }
+  }
+
+  private async writeFully(seg: Segment, buf: Buffer): Promise<void> {
+    const fh = seg.fh as SpoolFileHandle;
+    let written = 0;
+    while (written < buf.length) {
+      const { bytesWritten } = await fh.write(buf, written, buf.length - written, seg.size + written);
+      if (bytesWritten <= 0) throw new Error('The audit segment write made no progress.');
+      written += bytesWritten;
+    }
+  }
+
+  private async activeSegment(): Promise<Segment> {
+    if (this.active !== undefined) return this.active;
+    await this.fs.mkdir(this.dir);
+    const seq = this.nextSeq;
+    this.nextSeq += 1;
+    const path = join(this.dir, segmentName(seq, 'seg'));
+    const fh = await this.fs.open(path, 'wx');
+    try {
+      // The new name must survive a crash along with the data later fsynced into it.
+      await this.fs.syncDir(this.dir);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await this.fs.unlink(path).catch(() => undefined);
+      throw err;
+    }
+    const seg: Segment = {
+      seq,
+      path,
+      ackPath: join(this.dir, segmentName(seq, 'ack')),
+      records: [],
+      unacked: 0,
+      scanFrom: 0,
+      size: 0,
+      fh,
+      sealed: false,
+      removed: false,
+    };
+    this.segments.push(seg);
+    this.active = seg;
+    return seg;
+  }
+
+  /** Closes a segment for writing; deletes it if everything in it is already acknowledged. */
+  private async seal(seg: Segment): Promise<void> {
+    if (this.active === seg) this.active = undefined;
+    seg.sealed = true;
+    const fh = seg.fh;
+    seg.fh = undefined;
+    if (fh !== undefined) {
+      await fh.close().catch((err: unknown) => {
+        this.logger.warn('Audit segment could not be closed.', { segment: seg.path, code: errorCode(err), error: err });
+      });
+    }
+    if (seg.unacked === 0) await this.maintain(() => this.removeSegment(seg));
+  }
+
+  /**
+   * After a failed write or fsync the page cache can no longer be trusted for
+   * this file, so it is never written again: cut it back to its last durable
+   * size (so a restart does not find records whose appends were refused) and seal it.
+   */
+  private async abandonActive(): Promise<void> {
+    const seg = this.active;
+    if (seg === undefined) return;
+    const fh = seg.fh;
+    if (fh !== undefined) {
+      await fh.truncate(seg.size).catch((err: unknown) => {
+        this.logger.warn('Audit segment could not be cut back after a failed write.', {
+          segment: seg.path,
+          code: errorCode(err),
+        });
+      });
+    }
+    await this.seal(seg);
+  }
+
+  private indexRecord(ref: RecordRef): void {
+    ref.seg.records.push(ref);
+    ref.seg.unacked += 1;
+    this.pendingBytes += ref.size;
+    this.pendingEvents += 1;
+    const prior = this.index.get(ref.id);
+    if (prior !== undefined) ref.dup = prior;
+    this.index.set(ref.id, ref);
+  }
+
+  private markAcked(ref: RecordRef): void {
+    ref.acked = true;
+    ref.seg.unacked -= 1;
+    this.pendingBytes -= ref.size;
+    this.pendingEvents -= 1;
+  }
+
+  // ---- acks and segment removal -------------------------------------------
+
+  /** Runs `op` after every earlier maintenance step (ack writes, removals), so they never interleave. */
+  private maintain(op: () => Promise<void>): Promise<void> {
+    const run = this.maintenance.then(op);
+    this.maintenance = run.catch((err: unknown) => {
+      this.logger.error('Audit spool maintenance failed.', { error: err });
+    });
+    return this.maintenance;
+  }
+
+  private async persistAcks(seg: Segment, offsets: number[]): Promise<void> {
+    if (seg.removed) return;
+    if (seg.sealed && seg.unacked === 0) {
+      await this.removeSegment(seg);
+      return;
+    }
+    const records: Buffer[] = [];
+    for (let i = 0; i < offsets.length; i += ACK_OFFSETS_PER_RECORD) {
+      records.push(encodeRecord(Buffer.from(JSON.stringify(offsets.slice(i, i + ACK_OFFSETS_PER_RECORD)), 'utf8')));
+    }
+    try {
+      await this.fs.appendFile(seg.ackPath, Buffer.concat(records));
+    } catch (err) {
+      this.logger.warn('Audit ack progress could not be saved; those events may be shipped again after a restart.', {
+        segment: seg.path,
+        code: errorCode(err),
+      });
+    }
+  }
+
+  private async removeSegment(seg: Segment): Promise<void> {
+    if (seg.removed) return;
+    seg.removed = true;
+    this.segments = this.segments.filter((s) => s !== seg);
+    // Segment first: a leftover ack file without its segment is an orphan, removed at start-up.
+    for (const path of [seg.path, seg.ackPath]) {
+      try {
+        await this.fs.unlink(path);
+      } catch (err) {
+        if (!hasCode(err, 'ENOENT')) {
+          this.logger.warn('Audit spool file could not be removed.', { file: path, code: errorCode(err) });
+        }
+      }
+    }
+  }
+
+  // ---- reading back ---------------------------------------------------------
+
+  private async readRecords(seg: Segment, refs: RecordRef[]): Promise<AuditEvent[]> {
+    const first = refs[0] as RecordRef;
+    const last = refs[refs.length - 1] as RecordRef;
+    const start = first.offset;
+    const buf = Buffer.alloc(last.offset + last.size - start);
+    let got = 0;
+    try {
+      const fh = await this.fs.open(seg.path, 'r');
+      try {
+        while (got < buf.length) {
+          const { bytesRead } = await fh.read(buf, got, buf.length - got, start + got);
+          if (bytesRead <= 0) break;
+          got += bytesRead;
+        }
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      if (seg.removed) return [];
+      if (!hasCode(err, 'ENOENT')) throw err;
+      // The file was removed behind our back: what was in it is gone.
+      this.logger.error('Audit segment disappeared; its unshipped events are lost.', { segment: seg.path });
+      for (const ref of refs) this.dropRecord(ref);
+      return [];
+    }
+    const out: AuditEvent[] = [];
+    for (const ref of refs) {
+      if (ref.acked) continue;
+      const event = this.decodeAt(buf.subarray(0, got), ref.offset - start, ref);
+      if (event === undefined) {
+        this.logger.error('Audit record is unreadable; dropped.', { segment: seg.path, offset: ref.offset, eventId: ref.id });
+        this.dropRecord(ref);
+      } else {
+        out.push(event);
+      }
+    }
+    return out;
+  }
+
+  private decodeAt(buf: Buffer, at: number, ref: RecordRef): AuditEvent | undefined {
+    const probe = probeRecord(buf, at, this.maxRecordBytes);
+    if (probe.kind !== 'record' || probe.size !== ref.size) return undefined;
+    try {
+      const result = auditEventSchema.safeParse(JSON.parse(probe.payload.toString('utf8')));
+      return result.success && result.data.id === ref.id ? result.data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private dropRecord(ref: RecordRef): void {
+    if (ref.acked) return;
+    this.droppedRecords += 1;
+    // Acknowledge it locally, with any duplicates, so the shipper does not stall on it.
+    void this.ack([ref.id]);
+  }
+
+  // ---- recovery -------------------------------------------------------------
+
+  private async ensureRecovered(): Promise<void> {
+    if (this.isRecovered) return;
+    this.recovering ??= this.recover().finally(() => {
+      this.recovering = undefined;
+    });
+    await this.recovering;
+  }
+
+  private async recover(): Promise<void> {
+    let names: string[];
+    try {
+      names = await this.fs.readdir(this.dir);
+    } catch (err) {
+      if (!hasCode(err, 'ENOENT')) throw err;
+      names = [];
+    }
+    const segSeqs: number[] = [];
+    const ackSeqs: number[] = [];
+    for (const name of names) {
+      const m = SEGMENT_NAME.exec(name);
+      if (m === null) continue;
+      (m[2] === 'seg' ? segSeqs : ackSeqs).push(Number(m[1]));
+    }
+    segSeqs.sort((a, b) => a - b);
+    const recovered: Segment[] = [];
+    for (const seq of segSeqs) recovered.push(await this.recoverSegment(seq));
+
+    const live = new Set(segSeqs);
+    for (const seq of ackSeqs) {
+      if (live.has(seq)) continue;
+      await this.fs.unlink(join(this.dir, segmentName(seq, 'ack'))).catch(() => undefined);
+    }
+    this.nextSeq = Math.max(0, ...segSeqs, ...ackSeqs) + 1;
+    this.segments = recovered;
+    for (const seg of recovered) {
+      const records = seg.records.splice(0);
+      // Records the ack file lists stay out of the index and the counts.
+      for (const ref of records) {
+        if (ref.acked) seg.records.push(ref);
+        else this.indexRecord(ref);
+      }
+    }
+    this.isRecovered = true;
+    for (const seg of recovered) if (seg.unacked === 0) await this.maintain(() => this.removeSegment(seg));
+    this.logger.info('Audit spool opened.', {
+      dir: this.dir,
+      segments: this.segments.length,
+      pendingEvents: this.pendingEvents,
+      pendingBytes: this.pendingBytes,
+    });
+  }
+
+  private async recoverSegment(seq: number): Promise<Segment> {
+    const path = join(this.dir, segmentName(seq, 'seg'));
+    const ackPath = join(this.dir, segmentName(seq, 'ack'));
+    const buf = await this.fs.readFile(path);
+    const scan = scanRecords(buf, this.maxRecordBytes, decodeEventId);
+    const inner = scan.damaged.filter((d) => d.offset < scan.validEnd);
+    if (inner.length > 0) {
+      this.logger.error('Audit segment has damaged records; they were skipped.', {
+        segment: path,
+        ranges: inner.slice(0, 10),
+        bytes: inner.reduce((n, d) => n + d.length, 0),
+      });
+    }
+    let size = buf.length;
+    if (scan.validEnd < buf.length) {
+      // A torn tail: the last group's write did not finish before a crash, so its
+      // appends never resolved. Cut it off so the file ends at a record boundary.
+      this.logger.warn('Audit segment had a torn tail; truncated.', {
+        segment: path,
+        offset: scan.validEnd,
+        bytes: buf.length - scan.validEnd,
+      });
+      size = scan.validEnd;
+      try {
+        const fh = await this.fs.open(path, 'r+');
+        try {
+          await fh.truncate(scan.validEnd);
+          await fh.datasync();
+        } finally {
+          await fh.close();
+        }
+      } catch (err) {
+        this.logger.warn('Audit segment tail could not be truncated; it stays skipped.', { segment: path, code: errorCode(err) });
+      }
+    }
+
+    const seg: Segment = { seq, path, ackPath, records: [], unacked: 0, scanFrom: 0, size, fh: undefined, sealed: true, removed: false };
+    const byOffset = new Map<number, RecordRef>();
+    for (const r of scan.records) {
+      const ref: RecordRef = { seg, id: r.value, offset: r.offset, size: r.size, acked: false, dup: undefined };
+      seg.records.push(ref);
+      byOffset.set(r.offset, ref);
+    }
+
+    let ackBuf: Buffer | undefined;
+    try {
+      ackBuf = await this.fs.readFile(ackPath);
+    } catch (err) {
+      if (!hasCode(err, 'ENOENT')) {
+        this.logger.warn('Audit ack file is unreadable; its events will be shipped again.', { file: ackPath, code: errorCode(err) });
+      }
+    }
+    if (ackBuf !== undefined) {
+      // Only an offset that starts a valid record counts; anything else in a damaged ack file is ignored.
+      for (const rec of scanRecords(ackBuf, this.maxRecordBytes, decodeAckOffsets).records) {
+        for (const offset of rec.value) {
+          const ref = byOffset.get(offset);
+          if (ref !== undefined) ref.acked = true;
+        }
+      }
+    }
+    return seg;
+  }
+}
