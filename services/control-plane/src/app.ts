@@ -28,7 +28,7 @@ export const allRoutes = (cp: ControlPlane): RouteSpec<never, never, never>[] =>
     ...userRoutes(cp.users),
     ...roleRoutes(cp.roles),
     ...connectionRoutes(cp.connections),
-    ...policyRoutes(cp.policies),
+    ...policyRoutes(cp.policies, cp.explainer),
     ...auditRoutes(cp.auditQuery),
     ...settingsRoutes(cp.settings),
     ...keyRoutes({ access: cp.accessKeys }, cp.audit),

@@ -11,12 +11,12 @@ import { AppError, envBool, envPort, mergeDeep, parseConfig, readSecret, setPath
  * named by `*_FILE` variables, never from the YAML file.
  */
 export const configSchema = z
-  .object({
+  .strictObject({
     environment: z.enum(['development', 'test', 'production']).default('development'),
     dataDir: z.string().min(1).default('./.data'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
     http: z
-      .object({
+      .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
         port: envPort.default(8080),
         /** Public base URL (for links and the OpenAPI document). */
@@ -27,13 +27,13 @@ export const configSchema = z
       })
       .prefault({}),
     grpc: z
-      .object({
+      .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
         port: envPort.default(9090),
       })
       .prefault({}),
     database: z
-      .object({
+      .strictObject({
         /** PostgreSQL URL; when absent, an embedded PostgreSQL is started under dataDir. */
         url: z.string().url().optional(),
         poolSize: z.coerce.number().int().min(1).max(100).default(10),
@@ -42,14 +42,14 @@ export const configSchema = z
       })
       .prefault({}),
     redis: z
-      .object({
+      .strictObject({
         /** Redis URL; when absent, login throttling state is kept in process. */
         url: z.string().url().optional(),
         keyPrefix: z.string().default('pa:'),
       })
       .prefault({}),
     auth: z
-      .object({
+      .strictObject({
         issuer: z.string().min(1).default('port-authorizing'),
         audience: z.string().min(1).default('pa-api'),
         accessTokenTtlSeconds: z.coerce.number().int().min(30).max(86_400).default(900),
@@ -62,14 +62,14 @@ export const configSchema = z
       })
       .prefault({}),
     bootstrap: z
-      .object({
+      .strictObject({
         adminUsername: z.string().min(1).default('admin'),
         /** Secret: only from PA_ADMIN_PASSWORD(_FILE). Generated and printed once when absent. */
         adminPassword: z.string().min(12).max(72).optional(),
       })
       .prefault({}),
     secrets: z
-      .object({
+      .strictObject({
         /**
          * Master keys for encryption at rest, `id:base64(32 bytes)`, first one active.
          * Secret: only from PA_MASTER_KEY(_FILE). Generated under dataDir when absent

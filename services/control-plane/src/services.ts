@@ -1,4 +1,5 @@
 import type Redis from 'ioredis';
+import { initPolicyEngine } from '@pa/policy';
 import type { Logger } from '@pa/kit';
 import type { Config } from './config';
 import type { SecretBox } from './crypto/secret-box';
@@ -11,6 +12,7 @@ import { KeyRing } from './domain/auth/key-ring';
 import { LoginThrottle } from './domain/auth/login-throttle';
 import { createPasswordHasher, type PasswordHasher } from './domain/auth/passwords';
 import { ConnectionService } from './domain/connections/connections';
+import { PolicyExplainer } from './domain/policies/explain';
 import { PolicyService, type PolicyValidator } from './domain/policies/policies';
 import { RoleService } from './domain/roles/roles';
 import { SettingsService } from './domain/settings/settings';
@@ -28,6 +30,7 @@ export interface ControlPlane {
   users: UserService;
   settings: SettingsService;
   policies: PolicyService;
+  explainer: PolicyExplainer;
   connections: ConnectionService;
   accessKeys: KeyRing;
   tokens: AccessTokens;
@@ -79,12 +82,14 @@ export const buildControlPlane = (deps: ControlPlaneDeps): ControlPlane & { init
     users,
     settings,
     policies,
+    explainer: new PolicyExplainer(policies, connections, users, roles),
     connections,
     accessKeys,
     tokens,
     throttle,
     auth,
     init: async () => {
+      await initPolicyEngine();
       await roles.seedBuiltIns();
       await accessKeys.init();
     },

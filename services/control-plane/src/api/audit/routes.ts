@@ -77,7 +77,9 @@ export const auditRoutes = (audit: AuditQuery) => [
       do {
         const page = await audit.search(filter, EXPORT_BATCH, cursor);
         for (const event of page.items) {
-          if (!res.write(`${JSON.stringify(event)}\n`)) await once(res, 'drain');
+          // Wait for the client to take the data; stop if it goes away meanwhile.
+          if (!res.write(`${JSON.stringify(event)}\n`)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+          if (res.destroyed) break;
         }
         cursor = page.nextCursor ?? undefined;
       } while (cursor && !res.destroyed);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AppError } from '@pa/kit';
 import { policyDocumentSchema, ruleSchema, selectorSchema } from '@pa/policy';
+import type { PolicyExplainer } from '../../domain/policies/explain';
 import type { PolicyService } from '../../domain/policies/policies';
 import { route, mustPrincipal } from '../route';
 import { idParam, pageOf, pageQuery, problemSchema } from '../schemas';
@@ -27,7 +28,45 @@ const ifMatch = (header: string | undefined): number | undefined => {
   return Number(m[1]);
 };
 
-export const policyRoutes = (policies: PolicyService) => [
+const explainBody = z
+  .strictObject({
+    connection: z.string().min(1).max(100).describe('Connection name or id'),
+    user: z.string().min(1).max(100).optional().describe('Evaluate as this user (their roles)'),
+    roles: z.array(z.string().min(1).max(63)).max(50).optional().describe('Or evaluate as these roles'),
+    sql: z.string().max(1_048_576).optional(),
+    http: z.strictObject({ method: z.string().min(1).max(32), target: z.string().min(1).max(8192), headers: z.record(z.string(), z.string()).optional() }).optional(),
+    drafts: z.array(policyDocumentSchema).max(20).optional().describe('Unsaved policy documents (dry run): each replaces the stored policy of the same name, or is added'),
+  })
+  .refine((b) => (b.user === undefined) !== (b.roles === undefined), { message: 'give either user or roles', path: ['user'] })
+  .refine((b) => (b.sql === undefined) !== (b.http === undefined), { message: 'give either sql or http', path: ['sql'] });
+
+const explainResult = z
+  .object({
+    decision: z.enum(['allow', 'deny']),
+    reason: z.string(),
+    rule: z.object({ policyId: z.string(), policyName: z.string(), ruleId: z.string(), ruleName: z.string().optional() }).passthrough().nullable(),
+    statements: z.array(z.record(z.string(), z.unknown())).optional(),
+    target: z.string().nullable().optional(),
+    method: z.string().optional(),
+    trace: z.array(z.record(z.string(), z.unknown())).optional(),
+    subject: z.object({ user: z.string().nullable(), roles: z.array(z.string()) }),
+    connection: z.string(),
+    policy: z.object({ hash: z.string(), policies: z.array(z.object({ id: z.string(), name: z.string(), version: z.number() })), rules: z.number() }),
+  })
+  .passthrough()
+  .meta({ id: 'PolicyExplanation' });
+
+export const policyRoutes = (policies: PolicyService, explainer: PolicyExplainer) => [
+  route({
+    method: 'post',
+    path: '/policies/evaluate',
+    summary: 'Explain: evaluate SQL or an HTTP request as a user (or roles) on a connection, optionally with unsaved drafts',
+    tag: 'policies',
+    access: 'policies:read',
+    body: explainBody,
+    responses: { 200: { description: 'The decision with its full breakdown', schema: explainResult }, 404: { description: 'No such connection or user', schema: problemSchema }, 422: { description: 'A draft is invalid', schema: problemSchema } },
+    handler: async ({ body }) => ({ body: await explainer.explain(body) }),
+  }),
   route({
     method: 'get',
     path: '/policies',

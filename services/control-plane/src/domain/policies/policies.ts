@@ -90,6 +90,12 @@ export class PolicyService {
     return toPolicy(row);
   }
 
+  /** Every stored policy (the compiler picks the enabled ones bound to the roles). */
+  async all(): Promise<Policy[]> {
+    const { rows } = await this.db.query<Row>('SELECT * FROM policies ORDER BY id');
+    return rows.map(toPolicy);
+  }
+
   /** Enabled policies bound to any of `roles` (case-insensitive names). */
   async forRoles(roles: readonly string[]): Promise<Policy[]> {
     if (roles.length === 0) return [];

@@ -119,6 +119,15 @@ export class RoleService {
         [before.id, patch.name ?? before.name, patch.description ?? before.description, [...new Set(patch.permissions ?? before.permissions)].sort()],
       );
       const after = toRole(rows[0] as RoleRow);
+      if (after.name !== before.name) {
+        // Policies bind roles by name: follow the rename so no policy silently detaches.
+        await tx.query(
+          `UPDATE policies SET roles = (SELECT array_agg(CASE WHEN lower(r) = lower($1) THEN $2 ELSE r END) FROM unnest(roles) r),
+             version = version + 1, updated_at = now()
+           WHERE EXISTS (SELECT 1 FROM unnest(roles) r WHERE lower(r) = lower($1))`,
+          [before.name, after.name],
+        );
+      }
       await this.assertManageable(tx);
       await this.audit.record({ action: 'role.update', outcome: 'success', actor: actorOf(actor), targetType: 'role', targetId: after.id, request: meta, details: { before, after } }, tx);
       return after;
@@ -129,6 +138,14 @@ export class RoleService {
     await this.db.transaction(async (tx) => {
       const before = await this.get(idOrName, tx);
       if (before.builtIn) throw new AppError('ROLE_BUILT_IN', { message: 'Built-in roles cannot be deleted.' });
+      const { rows: users } = await tx.query<{ name: string }>(
+        `SELECT name FROM policies WHERE EXISTS (SELECT 1 FROM unnest(roles) r WHERE lower(r) = lower($1)) ORDER BY name`,
+        [before.name],
+      );
+      if (users.length > 0) {
+        // A later role of the same name would silently inherit these policies: make the admin decide.
+        throw new AppError('CONFLICT', { message: `Role ${before.name} is used by policies ${users.map((u) => u.name).join(', ')}; remove it from them first.` });
+      }
       await tx.query('DELETE FROM roles WHERE id = $1', [before.id]);
       await this.assertManageable(tx);
       await this.audit.record({ action: 'role.delete', outcome: 'success', actor: actorOf(actor), targetType: 'role', targetId: before.id, request: meta, details: { before } }, tx);
