@@ -45,7 +45,10 @@ export class PolicyExplainer {
         throw err;
       }
     }
-    const effective: StoredPolicy[] = [...stored.filter((p) => !draftNames.has(p.name.toLowerCase())), ...checkedDrafts];
+    const effective: StoredPolicy[] = [
+      ...stored.filter((p) => !draftNames.has(p.name.toLowerCase())).map(({ createdAt: _c, updatedAt: _u, ...p }) => p),
+      ...checkedDrafts,
+    ];
     return compilePolicy({ policies: effective, roles: [...roles], connection });
   }
 
