@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { AppError } from '@pa/kit';
-import { createSessionFixture, type SessionFixture } from '../../testing/session-fixture';
+import { createSessionFixture } from '../../testing/session-fixture';
 import { readBytes, socketPair, tcpServer } from '../../testing/socket-pair';
 import { tcpHandler } from './tcp-handler';
 
