@@ -5,6 +5,7 @@ import { auditRoutes } from './api/audit/routes';
 import { authRoutes } from './api/auth/routes';
 import { connectionRoutes } from './api/connections/routes';
 import { docsRouter } from './api/docs';
+import { grantRoutes, infoRoutes } from './api/grants/routes';
 import { keyRoutes } from './api/keys/routes';
 import { buildOpenApi } from './api/openapi';
 import { policyRoutes } from './api/policies/routes';
@@ -31,7 +32,9 @@ export const allRoutes = (cp: ControlPlane): RouteSpec<never, never, never>[] =>
     ...policyRoutes(cp.policies, cp.explainer),
     ...auditRoutes(cp.auditQuery),
     ...settingsRoutes(cp.settings),
-    ...keyRoutes({ access: cp.accessKeys }, cp.audit),
+    ...keyRoutes({ access: cp.accessKeys, grant: cp.grantKeys, 'node-encryption': cp.nodeKeys }, cp.audit, () => cp.onKeysRotated()),
+    ...grantRoutes(cp.grants, cp.nodes),
+    ...infoRoutes(() => ({ version: API_VERSION, grpc: { url: cp.grpcAddress, tls: false } })),
   ] as unknown as RouteSpec<never, never, never>[];
 
 const bearer = (req: Request): string => {

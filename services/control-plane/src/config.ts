@@ -30,6 +30,28 @@ export const configSchema = z
       .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
         port: envPort.default(9090),
+        /** Address clients and nodes dial (host:port); defaults to the listener's. */
+        publicAddress: z.string().min(1).optional(),
+      })
+      .prefault({}),
+    grants: z
+      .strictObject({
+        /** Grant lifetime when the client asks for none (renewed by the CLI before it ends). */
+        defaultTtlSeconds: z.coerce.number().int().min(30).max(3600).default(300),
+        /** Tunnels one grant session may hold open at once. */
+        maxConnectionsPerSession: z.coerce.number().int().min(1).max(10_000).default(20),
+        /** A tunnel idle this long is closed by the node. */
+        idleTimeoutSeconds: z.coerce.number().int().min(10).max(86_400).default(1800),
+      })
+      .prefault({}),
+    nodes: z
+      .strictObject({
+        heartbeatSeconds: z.coerce.number().int().min(1).max(300).default(10),
+        /**
+         * Shared secret data-plane nodes present (`authorization: Bearer …`).
+         * Secret: only from PA_NODE_TOKEN(_FILE); generated under dataDir when absent (not in production).
+         */
+        token: z.string().min(32).optional(),
       })
       .prefault({}),
     database: z
@@ -92,6 +114,9 @@ export const configSchema = z
     if (!cfg.database.url) {
       ctx.addIssue({ code: 'custom', path: ['database', 'url'], message: 'DATABASE_URL is required in production' });
     }
+    if (!cfg.nodes.token) {
+      ctx.addIssue({ code: 'custom', path: ['nodes', 'token'], message: 'PA_NODE_TOKEN is required in production' });
+    }
   });
 
 export type Config = z.output<typeof configSchema>;
@@ -108,6 +133,11 @@ const ENV_MAP: Record<string, string> = {
   PA_TRUST_PROXY: 'http.trustProxy',
   PA_GRPC_HOST: 'grpc.host',
   PA_GRPC_PORT: 'grpc.port',
+  PA_GRPC_PUBLIC_ADDRESS: 'grpc.publicAddress',
+  PA_GRANT_TTL: 'grants.defaultTtlSeconds',
+  PA_GRANT_MAX_CONNECTIONS: 'grants.maxConnectionsPerSession',
+  PA_GRANT_IDLE_TIMEOUT: 'grants.idleTimeoutSeconds',
+  PA_NODE_HEARTBEAT: 'nodes.heartbeatSeconds',
   DATABASE_URL: 'database.url',
   PA_DB_POOL_SIZE: 'database.poolSize',
   PA_MIGRATE_ON_START: 'database.migrateOnStart',
@@ -121,7 +151,7 @@ const ENV_MAP: Record<string, string> = {
 };
 
 /** YAML keys that must never hold a secret. */
-const SECRET_PATHS = ['bootstrap.adminPassword', 'secrets.masterKeys'];
+const SECRET_PATHS = ['bootstrap.adminPassword', 'secrets.masterKeys', 'nodes.token'];
 
 const readYaml = (file: string): Record<string, unknown> => {
   let text: string;
@@ -173,6 +203,8 @@ export const loadConfig = (env: Env = process.env, overrides: ConfigInput = {}):
   }
   const adminPassword = readSecret(env, 'PA_ADMIN_PASSWORD');
   if (adminPassword !== undefined) setPath(fromEnv, 'bootstrap.adminPassword', adminPassword);
+  const nodeToken = readSecret(env, 'PA_NODE_TOKEN');
+  if (nodeToken !== undefined) setPath(fromEnv, 'nodes.token', nodeToken);
   const masterKey = readSecret(env, 'PA_MASTER_KEY');
   if (masterKey !== undefined) {
     setPath(fromEnv, 'secrets.masterKeys', masterKey.split(',').map((k) => k.trim()).filter(Boolean));

@@ -1,6 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import Redis from 'ioredis';
+import { createState, type State } from '@pa/state';
 import type { Logger } from '@pa/kit';
 import { createApp } from './app';
 import type { Config } from './config';
@@ -10,6 +13,7 @@ import { migrate } from './db/migrate';
 import { createDatabase } from './db/pool';
 import { bootstrapAdmin, type BootstrapResult } from './domain/bootstrap';
 import { validatePolicyDocument } from './domain/policies/validate';
+import { createGrpcServer } from './grpc/server';
 import { buildControlPlane, type ControlPlane } from './services';
 
 export interface RunningControlPlane {
@@ -18,6 +22,10 @@ export interface RunningControlPlane {
   url: string;
   /** URL of the database (embedded or configured); for the migrate command and tests. */
   databaseUrl: string;
+  /** host:port of the gRPC listener. */
+  grpcAddress: string;
+  /** The token data-plane nodes present (from config, or generated under the data directory). */
+  nodeToken: string;
   embedded: boolean;
   bootstrap: BootstrapResult | null;
   /** Graceful stop: stop accepting, finish in-flight requests, close pools. */
@@ -37,7 +45,23 @@ const listen = (server: Server, port: number, host: string): Promise<number> =>
  * Starts the control plane from config: the embedded database when no
  * DATABASE_URL is set, migrations, the first admin, and the REST listener.
  */
-export const startControlPlane = async (config: Config, logger: Logger, options: { clock?: () => Date } = {}): Promise<RunningControlPlane> => {
+/** Reads or creates (mode 0600) the node token file of the embedded default. */
+const nodeTokenFromFile = (file: string): string => {
+  if (!existsSync(file)) writeFileSync(file, `${randomBytes(32).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+  return readFileSync(file, 'utf8').trim();
+};
+
+export interface StartOptions {
+  clock?: () => Date;
+  /**
+   * Shared state to publish revocations to. The all-in-one runner passes the
+   * same in-process state to the control plane and its data-plane node; by
+   * default it is built from config (Redis when REDIS_URL is set).
+   */
+  state?: State;
+}
+
+export const startControlPlane = async (config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningControlPlane> => {
   const stops: Array<() => Promise<void>> = [];
   try {
     let databaseUrl = config.database.url;
@@ -66,8 +90,22 @@ export const startControlPlane = async (config: Config, logger: Logger, options:
         r.disconnect();
       });
     }
-    const cp = buildControlPlane({ config, logger, db, box, validatePolicy: validatePolicyDocument, ...(redis ? { redis } : {}), ...(options.clock ? { clock: options.clock } : {}) });
+    let state = options.state;
+    if (!state) {
+      const own = createState({ ...(config.redis.url ? { redis: config.redis.url } : {}), keyPrefix: config.redis.keyPrefix, logger });
+      await own.revocations.start();
+      stops.push(() => own.close());
+      state = own;
+    }
+    const cp = buildControlPlane({ config, logger, db, box, validatePolicy: validatePolicyDocument, revocations: state.revocations, ...(redis ? { redis } : {}), ...(options.clock ? { clock: options.clock } : {}) });
     await cp.init();
+    const nodeToken = config.nodes.token ?? nodeTokenFromFile(join(resolve(config.dataDir), 'node-token'));
+    const grpc = createGrpcServer(cp, { nodeToken });
+    const grpcPort = await grpc.listen(config.grpc.host, config.grpc.port);
+    stops.push(() => grpc.close());
+    const grpcHost = config.grpc.host === '0.0.0.0' || config.grpc.host === '::' ? '127.0.0.1' : config.grpc.host;
+    cp.grpcAddress = config.grpc.publicAddress ?? `${grpcHost}:${grpcPort}`;
+    cp.onKeysRotated = grpc.broadcastKeys;
     const bootstrap = await bootstrapAdmin(cp, config.bootstrap.adminUsername, config.bootstrap.adminPassword);
     const app = createApp(cp);
     const server = createServer(app);
@@ -84,11 +122,13 @@ export const startControlPlane = async (config: Config, logger: Logger, options:
         }),
     );
     const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
-    logger.info('Control plane listening.', { url: `http://${host}:${port}`, embeddedDatabase: embedded });
+    logger.info('Control plane listening.', { url: `http://${host}:${port}`, grpc: cp.grpcAddress, embeddedDatabase: embedded });
     return {
       cp,
       url: `http://${host}:${port}`,
       databaseUrl,
+      grpcAddress: cp.grpcAddress,
+      nodeToken,
       embedded,
       bootstrap,
       stop: async () => {

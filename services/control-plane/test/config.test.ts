@@ -182,7 +182,7 @@ describe('loadConfig', () => {
   });
 
   describe('production', () => {
-    const complete: Env = { PA_ENV: 'production', PA_MASTER_KEY: masterKey(), DATABASE_URL: 'postgres://pa@db:5432/pa' };
+    const complete: Env = { PA_ENV: 'production', PA_MASTER_KEY: masterKey(), DATABASE_URL: 'postgres://pa@db:5432/pa', PA_NODE_TOKEN: 'n'.repeat(40) };
 
     it('accepts a complete production config (bcrypt cost defaults to 12)', () => {
       const c = loadConfig(complete);
@@ -190,14 +190,15 @@ describe('loadConfig', () => {
       expect(c.auth.bcryptCost).toBe(12);
     });
 
-    it('requires a master key, DATABASE_URL and bcrypt cost ≥ 12, reporting all three at once', () => {
+    it('requires a master key, DATABASE_URL, a node token and bcrypt cost ≥ 12, reporting all at once', () => {
       const err = configError(() => loadConfig({ PA_ENV: 'production', PA_BCRYPT_COST: '11' }));
-      expect(err.details.map((d) => d.path)).toEqual(['auth.bcryptCost', 'database.url', 'secrets.masterKeys']);
+      expect(err.details.map((d) => d.path)).toEqual(['auth.bcryptCost', 'database.url', 'nodes.token', 'secrets.masterKeys']);
     });
 
     it.each([
       ['the master key', 'PA_MASTER_KEY', 'secrets.masterKeys'],
       ['DATABASE_URL', 'DATABASE_URL', 'database.url'],
+      ['the node token', 'PA_NODE_TOKEN', 'nodes.token'],
     ])('refuses production without %s', (_what, name, path) => {
       const err = configError(() => loadConfig({ ...complete, [name]: undefined }));
       expect(err.details.map((d) => d.path)).toEqual([path]);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import supertest from 'supertest';
 import type { Express } from 'express';
 import { createCaptureLogger, type Logger } from '@pa/kit';
+import { createState, type State } from '@pa/state';
 import { createTestDatabase, createTestRedis, ensureTemplate, type TestDatabase, type TestRedis } from '@pa/testing';
 import { createApp } from '../src/app';
 import { loadConfig, type Config, type ConfigInput } from '../src/config';
@@ -35,6 +36,8 @@ export interface Harness {
   /** Every log line written (JSON), to assert that secrets never appear. */
   logs: string[];
   logger: Logger;
+  /** Shared state the control plane publishes revocations to (Redis, this file's prefix). */
+  state: State;
   /** Logs in and returns the access token (and the full response body). */
   login(username: string, password: string): Promise<{ token: string; body: Record<string, unknown> }>;
   /** Access token of the bootstrapped admin. */
@@ -68,7 +71,9 @@ export const createHarness = async (overrides: ConfigInput = {}, options: { redi
   );
   const db = createDatabase(database.url, { poolSize: 5, logger });
   const box = new SecretBox([['k1', randomBytes(32)]]);
-  const cp = buildControlPlane({ config, logger, db, box, validatePolicy: validatePolicyDocument, clock: clock.now, ...(options.redis === false ? {} : { redis: redis.client }) });
+  const state = createState({ redis: redis.url, keyPrefix: redis.prefix, logger });
+  await state.revocations.start();
+  const cp = buildControlPlane({ config, logger, db, box, validatePolicy: validatePolicyDocument, revocations: state.revocations, clock: clock.now, ...(options.redis === false ? {} : { redis: redis.client }) });
   await cp.init();
   await bootstrapAdmin(cp, 'admin', ADMIN_PASSWORD);
   const app = createApp(cp);
@@ -92,7 +97,9 @@ export const createHarness = async (overrides: ConfigInput = {}, options: { redi
     logger,
     login,
     adminToken: async () => (adminToken ??= (await login('admin', ADMIN_PASSWORD)).token),
+    state,
     close: async () => {
+      await state.close();
       await db.close();
       await redis.close();
       await database.drop();

@@ -175,4 +175,27 @@ CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
   FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
 `,
   },
+  {
+    version: 2,
+    name: 'grant sessions and data-plane nodes',
+    sql: `
+ALTER TABLE grants ADD COLUMN session_id text NOT NULL DEFAULT '';
+ALTER TABLE grants ADD COLUMN login_session_id text;
+ALTER TABLE grants ADD COLUMN connection_name text NOT NULL DEFAULT '';
+ALTER TABLE grants ADD COLUMN username text NOT NULL DEFAULT '';
+CREATE INDEX grants_session_idx ON grants (session_id);
+CREATE INDEX grants_login_session_idx ON grants (login_session_id);
+
+CREATE TABLE nodes (
+  id text PRIMARY KEY,
+  version text NOT NULL DEFAULT '',
+  tunnel_url text NOT NULL,
+  protocols text[] NOT NULL DEFAULT '{}',
+  load jsonb NOT NULL DEFAULT '{}',
+  registered_at timestamptz NOT NULL DEFAULT now(),
+  last_seen_at timestamptz NOT NULL DEFAULT now(),
+  draining boolean NOT NULL DEFAULT false
+);
+`,
+  },
 ];

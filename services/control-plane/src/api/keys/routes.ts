@@ -16,7 +16,7 @@ const keySchema = z
   .meta({ id: 'SigningKey' });
 
 /** Signing-key listing and rotation (public halves and metadata only). */
-export const keyRoutes = (rings: Record<string, KeyRing>, audit: AuditLog) => [
+export const keyRoutes = (rings: Record<string, KeyRing>, audit: AuditLog, onRotated: () => void = () => undefined) => [
   route({
     method: 'get',
     path: '/keys',
@@ -34,12 +34,13 @@ export const keyRoutes = (rings: Record<string, KeyRing>, audit: AuditLog) => [
     summary: 'Rotate a signing key; the old one keeps verifying until what it signed expires',
     tag: 'keys',
     access: 'keys:rotate',
-    body: z.strictObject({ use: z.enum(['access', 'grant']).default('access') }),
+    body: z.strictObject({ use: z.enum(['access', 'grant', 'node-encryption']).default('access') }),
     responses: { 200: { description: 'The new key id', schema: z.object({ kid: z.string() }) } },
     handler: async (ctx) => {
       const ring = rings[ctx.body.use];
       if (!ring) throw new AppError('KEY_NOT_FOUND', { message: `No ${ctx.body.use} signing keys on this control plane.` });
       const kid = await ring.rotate();
+      onRotated();
       await audit.record({ action: 'key.rotate', outcome: 'success', actor: actorOf(mustPrincipal(ctx)), targetType: 'key', targetId: kid, request: ctx.meta, details: { use: ctx.body.use } });
       return { body: { kid } };
     },

@@ -39,12 +39,21 @@ export class AuditLog {
   ) {}
 
   async record(event: AuditEventInput, tx: Queryable = this.db): Promise<string> {
+    return (await this.insert(event, tx)).id;
+  }
+
+  /** Stores an event shipped by a node; `duplicate` when its id was already stored (idempotent ingestion). */
+  async ingest(event: AuditEventInput & { id: string }): Promise<'stored' | 'duplicate'> {
+    return (await this.insert(event, this.db)).inserted ? 'stored' : 'duplicate';
+  }
+
+  private async insert(event: AuditEventInput, tx: Queryable): Promise<{ id: string; inserted: boolean }> {
     const id = event.id ?? newId('evt');
-    await tx.query(
+    const { rowCount } = await tx.query(
       `INSERT INTO audit_events (id, time, actor_id, actor_name, action, outcome, target_type, target_id,
          connection_id, grant_id, session_id, node_id, request_id, source_ip, user_agent, details)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
-       ON CONFLICT (id) DO NOTHING`,
+       ON CONFLICT (id) DO NOTHING RETURNING id`,
       [
         id,
         event.time ?? this.clock(),
@@ -64,7 +73,7 @@ export class AuditLog {
         JSON.stringify(redact(event.details ?? {})),
       ],
     );
-    return id;
+    return { id, inserted: (rowCount ?? 0) > 0 };
   }
 
   /**

@@ -31,6 +31,8 @@ export interface AuthDeps {
   audit: AuditLog;
   refreshTtlSeconds: number;
   clock?: () => Date;
+  /** A login session ended (logout, refresh-token reuse): end the grant sessions opened under it too. */
+  onLoginSessionRevoked?: (familyId: string, reason: string) => Promise<void>;
 }
 
 /**
@@ -127,6 +129,7 @@ export class AuthService {
         request: meta,
         details: { reason: outcome.error },
       });
+      if (outcome.error === 'AUTH_REFRESH_REUSED' && row) await this.d.onLoginSessionRevoked?.(row.family_id, 'refresh token reused');
       throw new AppError(outcome.error);
     }
     const { row, token } = outcome;
@@ -140,6 +143,7 @@ export class AuthService {
       await revokeSessions(tx, { familyId: principal.sessionId }, 'logout');
       await this.d.audit.record({ action: 'auth.logout', outcome: 'success', actor: actorOf(principal), sessionId: principal.sessionId, request: meta }, tx);
     });
+    await this.d.onLoginSessionRevoked?.(principal.sessionId, 'logout');
   }
 
   /** Self-registration, when an admin has switched it on. */

@@ -1,14 +1,20 @@
 import { exportJWK, generateKeyPair, importJWK, type JWK, type CryptoKey } from 'jose';
+import { generateNodeKeyPair } from '@pa/grants';
 import { AppError, newId, type Logger } from '@pa/kit';
 import type { SecretBox } from '../../crypto/secret-box';
 import type { Database } from '../../db/pool';
 
-export type KeyUse = 'access' | 'grant';
+/**
+ * `access`: signs API access tokens (Ed25519). `grant`: signs grants (Ed25519).
+ * `node-encryption`: X25519 keys whose public half encrypts backend credentials
+ * into grants and whose private half only data-plane nodes receive.
+ */
+export type KeyUse = 'access' | 'grant' | 'node-encryption';
 
 export interface PublicKeyInfo {
   kid: string;
   use: KeyUse;
-  alg: 'EdDSA';
+  alg: string;
   createdAt: string;
   activatedAt: string;
   retiredAt: string | null;
@@ -18,7 +24,7 @@ export interface PublicKeyInfo {
 interface KeyRow {
   kid: string;
   use: KeyUse;
-  alg: 'EdDSA';
+  alg: string;
   public_jwk: JWK;
   private_ciphertext: Buffer;
   key_id: string;
@@ -74,14 +80,16 @@ export class KeyRing {
   }
 
   private async insertKey(tx: { query: Database['query'] }): Promise<string> {
-    const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
     const kid = newId('key');
-    const publicJwk = { ...(await exportJWK(publicKey)), kid, alg: 'EdDSA', use: 'sig' };
-    const sealed = this.box.encrypt(JSON.stringify(await exportJWK(privateKey)), `signing-key:${kid}`);
+    const encryption = this.use === 'node-encryption';
+    const pair = encryption ? await generateNodeKeyPair(kid) : await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+    const alg = encryption ? 'ECDH-ES+A256KW' : 'EdDSA';
+    const publicJwk = { ...(await exportJWK(pair.publicKey)), kid, alg, use: encryption ? 'enc' : 'sig' };
+    const sealed = this.box.encrypt(JSON.stringify({ ...(await exportJWK(pair.privateKey)), kid, alg }), `signing-key:${kid}`);
     await tx.query(
       `INSERT INTO signing_keys (kid, use, alg, public_jwk, private_ciphertext, key_id, created_at, activated_at)
-       VALUES ($1, $2, 'EdDSA', $3, $4, $5, $6, $6)`,
-      [kid, this.use, JSON.stringify(publicJwk), sealed.ciphertext, sealed.keyId, this.clock()],
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+      [kid, this.use, alg, JSON.stringify(publicJwk), sealed.ciphertext, sealed.keyId, this.clock()],
     );
     return kid;
   }
@@ -95,15 +103,43 @@ export class KeyRing {
     );
     const keys = new Map<string, { row: KeyRow; publicKey: CryptoKey }>();
     for (const row of rows) {
-      keys.set(row.kid, { row, publicKey: (await importJWK(row.public_jwk, 'EdDSA')) as CryptoKey });
+      keys.set(row.kid, { row, publicKey: (await importJWK(row.public_jwk, row.alg)) as CryptoKey });
     }
     const active = rows.find((r) => r.retired_at === null);
     if (active && this.signer?.kid !== active.kid) {
-      const jwk = JSON.parse(this.box.decrypt(active.private_ciphertext, active.key_id, `signing-key:${active.kid}`).toString('utf8')) as JWK;
-      this.signer = { kid: active.kid, privateKey: (await importJWK(jwk, 'EdDSA')) as CryptoKey };
+      this.signer = { kid: active.kid, privateKey: (await importJWK(this.privateJwkOf(active), active.alg)) as CryptoKey };
     }
     this.keys = keys;
     this.lastLoad = Date.now();
+  }
+
+  private privateJwkOf(row: KeyRow): JWK {
+    return JSON.parse(this.box.decrypt(row.private_ciphertext, row.key_id, `signing-key:${row.kid}`).toString('utf8')) as JWK;
+  }
+
+  /**
+   * Private JWKs of the keys still valid (for `node-encryption`: what data-plane
+   * nodes receive over NodeService.WatchKeys to decrypt credentials).
+   */
+  privateJwks(): JWK[] {
+    const cutoff = this.clock().getTime() - this.overlapSeconds * 1000;
+    return [...this.keys.values()]
+      .filter(({ row }) => !row.retired_at || row.retired_at.getTime() > cutoff)
+      .map(({ row }) => this.privateJwkOf(row));
+  }
+
+  /** The newest valid key's public half and kid (encrypts credentials for nodes). */
+  activePublicKey(): { kid: string; publicKey: CryptoKey } {
+    const active = [...this.keys.values()].find(({ row }) => row.retired_at === null);
+    if (!active) throw new AppError('NOT_READY', { message: 'No active key is loaded.' });
+    return { kid: active.row.kid, publicKey: active.publicKey };
+  }
+
+  /** A number that changes whenever the set of valid keys changes. */
+  version(): number {
+    let v = 0;
+    for (const { row } of this.keys.values()) v = Math.max(v, row.activated_at.getTime(), row.retired_at?.getTime() ?? 0);
+    return v;
   }
 
   /** The key that signs now. */

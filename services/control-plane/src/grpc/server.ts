@@ -1,0 +1,262 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import {
+  AuditAckStatus,
+  AuditOutcome,
+  GrantServiceService,
+  NodeServiceService,
+  Protocol,
+  dateFromTimestamp,
+  timestampFromDate,
+  type AuditEvent as WireAuditEvent,
+  type Grant,
+  type GrantServiceServer,
+  type Jwk,
+  type KeySet,
+  type NodeServiceServer,
+  type WatchKeysRequest,
+  type WatchKeysResponse,
+} from '@pa/contracts';
+import { AppError, toAppError, type Logger } from '@pa/kit';
+import type { AuditOutcome as StoredOutcome } from '../domain/audit/audit-log';
+import type { IssuedGrant } from '../domain/grants/grants';
+import type { Principal, RequestMeta } from '../domain/permissions';
+import type { ControlPlane } from '../services';
+
+/** The one gRPC error edge: AppError → status code, safe message, and `pa-error-code` metadata. */
+export const toGrpcError = (err: unknown): { code: number; details: string; metadata: Metadata } => {
+  const e = toAppError(err);
+  const metadata = new Metadata();
+  metadata.set('pa-error-code', e.code);
+  if (typeof e.meta.retryAfterSeconds === 'number') metadata.set('retry-after', String(e.meta.retryAfterSeconds));
+  return { code: e.spec.grpc, details: e.message, metadata };
+};
+
+const unary =
+  <Req, Res>(logger: Logger, fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>) =>
+  (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    fn(call).then(
+      (res) => callback(null, res),
+      (err: unknown) => {
+        const e = toAppError(err);
+        if (e.code === 'INTERNAL') logger.error('gRPC call failed.', { err, method: call.getPath() });
+        callback(toGrpcError(e));
+      },
+    );
+  };
+
+const bearer = (md: Metadata): string => {
+  const v = md.get('authorization')[0];
+  const m = typeof v === 'string' ? /^Bearer (\S+)$/i.exec(v) : null;
+  if (!m) throw new AppError('AUTH_REQUIRED', { message: 'Send "authorization: Bearer <token>" in the call metadata.' });
+  return m[1] as string;
+};
+
+const metaOf = (call: ServerUnaryCall<unknown, unknown>): RequestMeta => ({
+  sourceIp: call.getPeer().replace(/^ipv[46]:/, '').replace(/:\d+$/, ''),
+  userAgent: String(call.metadata.get('user-agent')[0] ?? '').slice(0, 300),
+});
+
+const PROTOCOL_WIRE: Record<IssuedGrant['protocol'], Protocol> = { postgres: Protocol.POSTGRES, http: Protocol.HTTP, tcp: Protocol.TCP };
+const PROTOCOL_NAME: Partial<Record<Protocol, string>> = { [Protocol.POSTGRES]: 'postgres', [Protocol.HTTP]: 'http', [Protocol.TCP]: 'tcp' };
+const OUTCOME_NAME: Partial<Record<AuditOutcome, StoredOutcome>> = {
+  [AuditOutcome.ALLOWED]: 'allowed',
+  [AuditOutcome.DENIED]: 'denied',
+  [AuditOutcome.SUCCEEDED]: 'success',
+  [AuditOutcome.FAILED]: 'failure',
+};
+
+const toWireGrant = (g: IssuedGrant): Grant => ({
+  grantToken: g.token,
+  grantId: g.grantId,
+  expiresAt: timestampFromDate(g.expiresAt),
+  protocol: PROTOCOL_WIRE[g.protocol],
+  tunnelUrls: g.tunnelUrls,
+  connectionId: g.connectionId,
+  connectionName: g.connectionName,
+  sessionId: g.sessionId,
+  sessionEndsAt: timestampFromDate(g.sessionEndsAt),
+  renewAt: timestampFromDate(g.renewAt),
+});
+
+const toWireJwk = (jwk: Record<string, unknown>, withPrivate: boolean): Jwk => ({
+  kid: String(jwk.kid ?? ''),
+  kty: String(jwk.kty ?? ''),
+  crv: String(jwk.crv ?? ''),
+  alg: String(jwk.alg ?? ''),
+  use: String(jwk.use ?? ''),
+  x: String(jwk.x ?? ''),
+  d: withPrivate ? String(jwk.d ?? '') : '',
+});
+
+const EVENT_ID = /^evt_[0-9a-hjkmnp-tv-z]{26}$/;
+
+/** Maps a shipped event to the stored form; everything but the ids goes into details. */
+const fromWireEvent = (e: WireAuditEvent) => {
+  let decision: Record<string, unknown> = {};
+  if (e.decisionJson) {
+    const parsed: unknown = JSON.parse(e.decisionJson);
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) decision = parsed as Record<string, unknown>;
+  }
+  const details: Record<string, unknown> = { ...decision, protocol: PROTOCOL_NAME[e.protocol] ?? 'unknown' };
+  if (e.connectionName) details.connectionName = e.connectionName;
+  if (e.errorCode) details.errorCode = e.errorCode;
+  if (e.errorMessage) details.errorMessage = e.errorMessage;
+  if (e.bytesUp || e.bytesDown) Object.assign(details, { bytesUp: e.bytesUp, bytesDown: e.bytesDown });
+  if (e.durationMs) details.durationMs = e.durationMs;
+  if (e.rows) details.rows = e.rows;
+  const outcome = (typeof decision.outcome === 'string' ? decision.outcome : undefined) ?? OUTCOME_NAME[e.outcome];
+  return {
+    id: e.eventId,
+    time: e.time ? dateFromTimestamp(e.time) : new Date(),
+    action: e.action,
+    outcome: (outcome ?? 'error') as StoredOutcome,
+    actor: { id: e.actorUserId || null, name: e.actorUserName || null },
+    connectionId: e.connectionId || undefined,
+    grantId: e.grantId || undefined,
+    sessionId: e.sessionId || undefined,
+    nodeId: e.nodeId || undefined,
+    details,
+  };
+};
+
+export interface GrpcServerOptions {
+  /** The node token nodes must present. */
+  nodeToken: string;
+  /** How often every replica re-reads key rings (rotations by other replicas). */
+  keyPollMs?: number;
+}
+
+/**
+ * The control plane's gRPC listener: GrantService for users (their access
+ * token in metadata) and NodeService for data-plane nodes (the node token).
+ */
+export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) => {
+  const { logger } = cp;
+  const tokenHash = createHash('sha256').update(options.nodeToken).digest();
+  const authenticateNode = (md: Metadata): void => {
+    const presented = createHash('sha256').update(bearer(md)).digest();
+    if (!timingSafeEqual(presented, tokenHash)) throw new AppError('AUTH_TOKEN_INVALID', { message: 'The node token is not valid.' });
+  };
+  const user = async (md: Metadata): Promise<Principal> => cp.auth.authenticate(bearer(md));
+
+  const grants: GrantServiceServer = {
+    issueGrant: unary(logger, async (call) => {
+      const p = await user(call.metadata);
+      if (!call.request.connectionName) throw new AppError('VALIDATION_FAILED', { details: [{ path: 'connection_name', message: 'required' }] });
+      return { grant: toWireGrant(await cp.grants.issue(p, call.request.connectionName, call.request.requestedTtlSeconds, metaOf(call))) };
+    }),
+    renewGrant: unary(logger, async (call) => {
+      const p = await user(call.metadata);
+      const cur = call.request.current;
+      if (!cur) throw new AppError('VALIDATION_FAILED', { details: [{ path: 'current', message: 'give grant_id or grant_token' }] });
+      const ref = cur.$case === 'grantId' ? { grantId: cur.grantId } : { grantToken: cur.grantToken };
+      return { grant: toWireGrant(await cp.grants.renew(p, ref, call.request.requestedTtlSeconds, metaOf(call))) };
+    }),
+  };
+
+  const watchers = new Set<ServerWritableStream<WatchKeysRequest, WatchKeysResponse>>();
+  const keySet = (): KeySet => ({
+    version: Math.max(cp.grantKeys.version(), cp.nodeKeys.version()),
+    issuedAt: timestampFromDate(new Date()),
+    grantVerificationKeys: cp.grantKeys.publicKeys().map((k) => toWireJwk(k.jwk as Record<string, unknown>, false)),
+    credentialDecryptionKeys: cp.nodeKeys.privateJwks().map((k) => toWireJwk(k as Record<string, unknown>, true)),
+  });
+  let lastVersion = 0;
+  const broadcast = () => {
+    const set = keySet();
+    lastVersion = set.version;
+    for (const w of watchers) w.write({ keySet: set });
+  };
+  const poll = setInterval(() => {
+    Promise.all([cp.grantKeys.reload(), cp.nodeKeys.reload()])
+      .then(() => {
+        if (Math.max(cp.grantKeys.version(), cp.nodeKeys.version()) !== lastVersion) broadcast();
+      })
+      .catch((err: unknown) => logger.warn('Key rings could not be reloaded.', { err }));
+  }, options.keyPollMs ?? 30_000);
+  poll.unref();
+
+  const nodes: NodeServiceServer = {
+    registerNode: unary(logger, async (call) => {
+      authenticateNode(call.metadata);
+      const n = call.request.node;
+      if (!n?.nodeId || !n.tunnelUrl) throw new AppError('VALIDATION_FAILED', { details: [{ path: 'node', message: 'node_id and tunnel_url are required' }] });
+      await cp.nodes.register({ id: n.nodeId, version: n.version, tunnelUrl: n.tunnelUrl, protocols: n.protocols.map((p) => PROTOCOL_NAME[p] ?? '').filter(Boolean) });
+      return { heartbeatIntervalSeconds: cp.nodes.heartbeatSeconds, serverTime: timestampFromDate(new Date()) };
+    }),
+    heartbeat: unary(logger, async (call) => {
+      authenticateNode(call.metadata);
+      const n = call.request.node;
+      if (!n?.nodeId) throw new AppError('VALIDATION_FAILED', { details: [{ path: 'node', message: 'node_id is required' }] });
+      const load = call.request.load;
+      await cp.nodes.heartbeat(
+        { id: n.nodeId, version: n.version, tunnelUrl: n.tunnelUrl, protocols: n.protocols.map((p) => PROTOCOL_NAME[p] ?? '').filter(Boolean) },
+        { sessions: (load?.sessions ?? []).map((s) => ({ protocol: PROTOCOL_NAME[s.protocol], liveSessions: s.liveSessions })), auditSpoolDepth: load?.auditSpoolDepth ?? 0 },
+        load?.draining ?? false,
+      );
+      return { heartbeatIntervalSeconds: cp.nodes.heartbeatSeconds, serverTime: timestampFromDate(new Date()) };
+    }),
+    deregisterNode: unary(logger, async (call) => {
+      authenticateNode(call.metadata);
+      await cp.nodes.deregister(call.request.nodeId);
+      return {};
+    }),
+    watchKeys: (call) => {
+      try {
+        authenticateNode(call.metadata);
+      } catch (err) {
+        call.emit('error', toGrpcError(err));
+        return;
+      }
+      watchers.add(call);
+      call.on('cancelled', () => watchers.delete(call));
+      call.on('close', () => watchers.delete(call));
+      call.write({ keySet: keySet() });
+    },
+    ingestAudit: unary(logger, async (call) => {
+      authenticateNode(call.metadata);
+      const acks = [];
+      for (const e of call.request.events) {
+        if (!EVENT_ID.test(e.eventId) || !e.action) {
+          acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'event_id and action are required' });
+          continue;
+        }
+        try {
+          const result = await cp.audit.ingest(fromWireEvent(e));
+          acks.push({ eventId: e.eventId, status: result === 'stored' ? AuditAckStatus.STORED : AuditAckStatus.DUPLICATE, errorCode: '', errorMessage: '' });
+        } catch (err) {
+          if (err instanceof SyntaxError) {
+            acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'decision_json is not JSON' });
+            continue;
+          }
+          throw err;
+        }
+      }
+      return { acks };
+    }),
+  };
+
+  const server = new Server({ 'grpc.max_receive_message_length': 8 * 1024 * 1024 });
+  server.addService(GrantServiceService, grants);
+  server.addService(NodeServiceService, nodes);
+  return {
+    server,
+    /** Pushes the current key set to every watching node (after a rotation here). */
+    broadcastKeys: broadcast,
+    listen: (host: string, port: number): Promise<number> =>
+      new Promise((resolve, reject) => {
+        server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+      }),
+    close: (): Promise<void> =>
+      new Promise((resolve) => {
+        clearInterval(poll);
+        for (const w of watchers) w.end();
+        watchers.clear();
+        server.tryShutdown(() => resolve());
+        setTimeout(() => server.forceShutdown(), 5_000).unref();
+      }),
+  };
+};
+
+export { status as grpcStatus };
