@@ -1,0 +1,117 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { AppError, envPort, parseConfig, readSecret, setPath, type Env } from '@pa/kit';
+
+/**
+ * Data-plane node configuration, from the environment (validated at start-up,
+ * every problem reported at once). Secrets (the node token) come only from
+ * PA_NODE_TOKEN or PA_NODE_TOKEN_FILE.
+ */
+export const configSchema = z.strictObject({
+  environment: z.enum(['development', 'test', 'production']).default('development'),
+  nodeId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+  dataDir: z.string().min(1).default('./.data'),
+  logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  tunnel: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: envPort.default(7000),
+      /** URL clients dial (advertised to the control plane); defaults to the listener's. */
+      publicUrl: z.string().url().optional(),
+      handshakeTimeoutMs: z.coerce.number().int().min(100).default(10_000),
+      /** Most tunnels this node holds open at once. */
+      maxTunnels: z.coerce.number().int().min(1).default(10_000),
+    })
+    .prefault({}),
+  admin: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: envPort.default(7001),
+    })
+    .prefault({}),
+  controlPlane: z
+    .strictObject({
+      /** host:port of the control plane's gRPC API. */
+      grpcAddress: z.string().min(1).default('127.0.0.1:9090'),
+      /** Secret: only from PA_NODE_TOKEN(_FILE). */
+      token: z.string().min(32).optional(),
+      /** `iss` the grants carry (the control plane's issuer). */
+      issuer: z.string().min(1).default('port-authorizing'),
+    })
+    .prefault({}),
+  redis: z
+    .strictObject({
+      url: z.string().url().optional(),
+      keyPrefix: z.string().default('pa:'),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      maxTunnelsPerUser: z.coerce.number().int().min(1).default(100),
+      idleTimeoutSeconds: z.coerce.number().int().min(1).default(1800),
+      connectTimeoutMs: z.coerce.number().int().min(100).default(5_000),
+      maxHeaderBytes: z.coerce.number().int().min(1024).max(1_048_576).default(16 * 1024),
+    })
+    .prefault({}),
+  audit: z
+    .strictObject({
+      spoolCapacityBytes: z.coerce.number().int().min(65_536).default(256 * 1024 * 1024),
+    })
+    .prefault({}),
+  drainTimeoutSeconds: z.coerce.number().int().min(0).max(3600).default(30),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+const ENV_MAP: Record<string, string> = {
+  PA_ENV: 'environment',
+  PA_NODE_ID: 'nodeId',
+  PA_DATA_DIR: 'dataDir',
+  PA_LOG_LEVEL: 'logLevel',
+  PA_TUNNEL_HOST: 'tunnel.host',
+  PA_TUNNEL_PORT: 'tunnel.port',
+  PA_TUNNEL_PUBLIC_URL: 'tunnel.publicUrl',
+  PA_MAX_TUNNELS: 'tunnel.maxTunnels',
+  PA_ADMIN_HOST: 'admin.host',
+  PA_ADMIN_PORT: 'admin.port',
+  PA_CONTROL_PLANE_GRPC: 'controlPlane.grpcAddress',
+  PA_ISSUER: 'controlPlane.issuer',
+  REDIS_URL: 'redis.url',
+  PA_REDIS_PREFIX: 'redis.keyPrefix',
+  PA_MAX_TUNNELS_PER_USER: 'limits.maxTunnelsPerUser',
+  PA_IDLE_TIMEOUT: 'limits.idleTimeoutSeconds',
+  PA_CONNECT_TIMEOUT_MS: 'limits.connectTimeoutMs',
+  PA_AUDIT_SPOOL_BYTES: 'audit.spoolCapacityBytes',
+  PA_DRAIN_TIMEOUT: 'drainTimeoutSeconds',
+};
+
+/** Loads the node's configuration from `env` (defaults to the process environment). */
+export const loadConfig = (env: Env = process.env, overrides: ConfigInput = {}): Config => {
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, path] of Object.entries(ENV_MAP)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(fromEnv, path, value);
+  }
+  const token = readSecret(env, 'PA_NODE_TOKEN');
+  if (token !== undefined) setPath(fromEnv, 'controlPlane.token', token);
+  const merged = { ...fromEnv, ...overrides } as Record<string, unknown>;
+  for (const key of ['tunnel', 'admin', 'controlPlane', 'redis', 'limits', 'audit'] as const) {
+    if (fromEnv[key] && (overrides as Record<string, unknown>)[key]) {
+      merged[key] = { ...(fromEnv[key] as object), ...((overrides as Record<string, unknown>)[key] as object) };
+    }
+  }
+  return parseConfig(configSchema, merged);
+};
+
+/** The node id: configured, or derived from the host name and tunnel port. */
+export const nodeIdOf = (config: Config, port: number): string =>
+  config.nodeId ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40)}-${port}`;
+
+/** The node token, required whenever the node talks to a control plane. */
+export const requireNodeToken = (token: string | undefined): string => {
+  if (!token) {
+    throw new AppError('CONFIG_INVALID', { message: 'PA_NODE_TOKEN (or PA_NODE_TOKEN_FILE) is required: the token the control plane expects from nodes.' });
+  }
+  return token;
+};
