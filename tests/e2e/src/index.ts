@@ -1,0 +1,1 @@
+export { System, waitFor, ADMIN_PASSWORD } from './harness';
