@@ -6,7 +6,7 @@ import { stateKeys } from './keys';
 import { RedisConcurrency } from './redis-concurrency';
 import { openRedis } from './redis-connection';
 import { describeConcurrencyContract } from './testing/concurrency.contract';
-import { startFaultProxy, type FaultProxy } from './testing/fault-proxy';
+import { startFaultProxy, type FaultProxy } from '@pa/testing';
 import { createManualClock } from './testing/manual-clock';
 import { timed, waitFor } from './testing/wait-for';
 

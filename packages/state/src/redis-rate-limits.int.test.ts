@@ -4,7 +4,7 @@ import { createTestRedis, freePort, type TestRedis } from '@pa/testing';
 import { stateKeys } from './keys';
 import { RedisRateLimits, type RateLimitWindows, type RedisRateLimitsOptions } from './rate-limits';
 import { openRedis } from './redis-connection';
-import { startFaultProxy, type FaultProxy } from './testing/fault-proxy';
+import { startFaultProxy, type FaultProxy } from '@pa/testing';
 import { createManualClock } from './testing/manual-clock';
 import { describeRateLimitsContract } from './testing/rate-limits.contract';
 import { timed } from './testing/wait-for';

@@ -5,7 +5,7 @@ import type { Clock } from './clock';
 import { stateKeys } from './keys';
 import { openRedis } from './redis-connection';
 import { RedisRevocationStore, type RedisRevocationStoreOptions } from './redis-revocation-store';
-import { startFaultProxy, type FaultProxy } from './testing/fault-proxy';
+import { startFaultProxy, type FaultProxy } from '@pa/testing';
 import { createManualClock } from './testing/manual-clock';
 import { describeRevocationStoreContract, nextRevocation } from './testing/revocation-store.contract';
 import { waitFor } from './testing/wait-for';

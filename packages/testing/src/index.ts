@@ -2,3 +2,4 @@ export { testDatabaseUrl, withDatabase, ensureTemplate, createTestDatabase, type
 export { testRedisUrl, createTestRedis, type TestRedis } from './redis';
 export { freePort } from './ports';
 export { startThrowawayPostgres, type ThrowawayPostgres, type ThrowawayPostgresOptions, type ThrowawayAuth } from './throwaway-postgres';
+export { startFaultProxy, type FaultProxy } from './fault-proxy';

@@ -43,6 +43,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       url: z.string().url().optional(),
       keyPrefix: z.string().default('pa:'),
+      /** Longest wait for Redis on the data path before deciding with the local fallback. */
+      timeoutMs: z.coerce.number().int().min(1).max(10_000).default(50),
     })
     .prefault({}),
   limits: z
@@ -51,6 +53,10 @@ export const configSchema = z.strictObject({
       idleTimeoutSeconds: z.coerce.number().int().min(1).default(1800),
       connectTimeoutMs: z.coerce.number().int().min(100).default(5_000),
       maxHeaderBytes: z.coerce.number().int().min(1024).max(1_048_576).default(16 * 1024),
+      /** New tunnels per user per minute, across all nodes (Redis). */
+      tunnelsPerUserPerMinute: z.coerce.number().int().min(1).default(60),
+      /** HTTP requests / SQL statements per user per second, across all nodes. */
+      requestsPerUserPerSecond: z.coerce.number().int().min(1).default(200),
     })
     .prefault({}),
   audit: z
@@ -79,7 +85,10 @@ const ENV_MAP: Record<string, string> = {
   PA_ISSUER: 'controlPlane.issuer',
   REDIS_URL: 'redis.url',
   PA_REDIS_PREFIX: 'redis.keyPrefix',
+  PA_REDIS_TIMEOUT_MS: 'redis.timeoutMs',
   PA_MAX_TUNNELS_PER_USER: 'limits.maxTunnelsPerUser',
+  PA_TUNNELS_PER_USER_PER_MINUTE: 'limits.tunnelsPerUserPerMinute',
+  PA_REQUESTS_PER_USER_PER_SECOND: 'limits.requestsPerUserPerSecond',
   PA_IDLE_TIMEOUT: 'limits.idleTimeoutSeconds',
   PA_CONNECT_TIMEOUT_MS: 'limits.connectTimeoutMs',
   PA_AUDIT_SPOOL_BYTES: 'audit.spoolCapacityBytes',

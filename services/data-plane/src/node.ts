@@ -62,7 +62,16 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
     stops.push(async () => engine.close());
     let state = options.state;
     if (!state) {
-      const own = createState({ ...(config.redis.url ? { redis: config.redis.url } : {}), keyPrefix: config.redis.keyPrefix, logger });
+      const own = createState({
+        ...(config.redis.url ? { redis: config.redis.url } : {}),
+        keyPrefix: config.redis.keyPrefix,
+        timeoutMs: config.redis.timeoutMs,
+        logger,
+        rateLimits: {
+          tunnelPerUser: { points: config.limits.tunnelsPerUserPerMinute, durationSeconds: 60 },
+          requestPerUser: { points: config.limits.requestsPerUserPerSecond, durationSeconds: 1 },
+        },
+      });
       await own.revocations.start();
       stops.push(() => own.close());
       state = own;

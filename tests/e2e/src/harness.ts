@@ -34,9 +34,16 @@ export class System {
     this.logs = lines;
   }
 
-  static async start(nodes = 2): Promise<System> {
+  /** Redis URL the nodes use (e.g. through a fault proxy); the control plane's by default. */
+  nodeRedisUrl: string | null = null;
+  /** Extra node settings (limits…). */
+  nodeOverrides: Record<string, unknown> = {};
+
+  static async start(nodes = 2, options: { nodeRedisUrl?: string; nodeOverrides?: Record<string, unknown> } = {}): Promise<System> {
     const template = await ensureTemplate({ name: 'cp', fingerprint: migrationsFingerprint(), build: async (url) => void (await migrate(url)) });
     const sys = new System(await createTestDatabase(template), await createTestRedis(), mkdtempSync(join(tmpdir(), 'pa-e2e-')));
+    sys.nodeRedisUrl = options.nodeRedisUrl ?? null;
+    sys.nodeOverrides = options.nodeOverrides ?? {};
     await sys.startControlPlane();
     for (let i = 0; i < nodes; i += 1) await sys.startNode(`node-${i}`);
     return sys;
@@ -76,8 +83,10 @@ export class System {
         tunnel: { port: 0 },
         admin: { port: 0 },
         controlPlane: { grpcAddress: this.cp.grpcAddress },
-        redis: { url: this.redis.url, keyPrefix: this.redis.prefix },
+        // A generous Redis timeout: these tests check shared behaviour, not the latency fallback.
+        redis: { url: this.nodeRedisUrl ?? this.redis.url, keyPrefix: this.redis.prefix, timeoutMs: 2000 },
         drainTimeoutSeconds: 1,
+        ...this.nodeOverrides,
       },
     );
     const node = await startNode(config, this.logger.child({ nodeId }));

@@ -1,7 +1,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
 /**
- * A TCP relay in front of Redis that a test controls (test support): `freeze`
+ * A TCP relay in front of a server (Redis, PostgreSQL…) that a test controls: `freeze`
  * holds every byte in both directions (Redis "hangs": connected, silent),
  * `thaw` delivers what was held, `cut` drops every connection and stops
  * listening (Redis "down": connection refused), `restore` listens again on the
