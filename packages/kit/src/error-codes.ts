@@ -90,6 +90,16 @@ export const ERROR_CODES = {
   PG_BACKEND_REJECTED: spec(502, GRPC.UNAVAILABLE, '08001', false, 'The database server refused the connection.'),
   PG_BACKEND_PROTOCOL_VIOLATION: spec(502, GRPC.UNAVAILABLE, '08P01', false, 'The database server sent an invalid message.'),
   PG_BACKEND_CONNECTION_LOST: spec(502, GRPC.UNAVAILABLE, '08006', true, 'The connection to the database server was lost.'),
+  PG_SESSION_TERMINATED: spec(503, GRPC.UNAVAILABLE, '57P01', false, 'terminating connection: the session was ended.'),
+  PG_IDLE_TIMEOUT: spec(408, GRPC.DEADLINE_EXCEEDED, '57P05', false, 'terminating connection due to idle timeout.'),
+
+  // HTTP data path (data-plane http handler)
+  HTTP_PROTOCOL_VIOLATION: spec(400, GRPC.INVALID_ARGUMENT, '08P01', false, 'The HTTP request is malformed or uses a form the proxy refuses.'),
+  HTTP_HEADERS_TOO_LARGE: spec(431, GRPC.RESOURCE_EXHAUSTED, '54000', false, 'The HTTP request head is too large.'),
+  HTTP_REQUEST_TIMEOUT: spec(408, GRPC.DEADLINE_EXCEEDED, '57014', true, 'The HTTP request was not received in time.'),
+  HTTP_BACKEND_UNAVAILABLE: spec(502, GRPC.UNAVAILABLE, '08001', true, 'The HTTP backend could not be reached.'),
+  HTTP_BACKEND_CONNECTION_LOST: spec(502, GRPC.UNAVAILABLE, '08006', false, 'The connection to the HTTP backend was lost before the response was complete.'),
+  HTTP_BACKEND_TIMEOUT: spec(504, GRPC.DEADLINE_EXCEEDED, '08001', true, 'The HTTP backend did not answer in time.'),
 
   // Grants (packages/grants): a data-plane node checking a grant, or the control plane renewing one
   GRANT_MALFORMED: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'The grant is malformed.'),

@@ -101,8 +101,8 @@ export const buildControlPlane = (deps: ControlPlaneDeps): ControlPlane & { init
     settings: { issuer: config.auth.issuer, ...config.grants },
     clock,
   });
-  userEvents.onUserRevoked = async (userId, reason) => {
-    await grants.revokeUserSessions(userId, reason);
+  userEvents.onUserRevoked = async (userId, reason, tx) => {
+    await grants.revokeUserSessions(userId, reason, tx);
   };
   const auth = new AuthService({
     db,

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { credentials } from '@grpc/grpc-js';
 import supertest from 'supertest';
 import type { Express } from 'express';
 import { createCaptureLogger, type Logger } from '@pa/kit';
+import { GrantServiceClient, NodeServiceClient } from '@pa/contracts';
 import { createState, type State } from '@pa/state';
 import { createTestDatabase, createTestRedis, ensureTemplate, type TestDatabase, type TestRedis } from '@pa/testing';
 import { createApp } from '../src/app';
@@ -11,6 +13,7 @@ import { migrate, migrationsFingerprint } from '../src/db/migrate';
 import { createDatabase, type Database } from '../src/db/pool';
 import { bootstrapAdmin } from '../src/domain/bootstrap';
 import { validatePolicyDocument } from '../src/domain/policies/validate';
+import { createGrpcServer } from '../src/grpc/server';
 import { buildControlPlane, type ControlPlane } from '../src/services';
 
 /** A clock tests can move. */
@@ -42,6 +45,8 @@ export interface Harness {
   login(username: string, password: string): Promise<{ token: string; body: Record<string, unknown> }>;
   /** Access token of the bootstrapped admin. */
   adminToken(): Promise<string>;
+  /** Registers something `close()` closes first (last registered, first closed). */
+  defer(close: () => Promise<void>): void;
   close(): Promise<void>;
 }
 
@@ -79,6 +84,7 @@ export const createHarness = async (overrides: ConfigInput = {}, options: { redi
   const app = createApp(cp);
   const request = supertest(app);
   let adminToken: string | null = null;
+  const deferred: Array<() => Promise<void>> = [];
   const login = async (username: string, password: string) => {
     const res = await request.post('/api/v1/auth/login').send({ username, password });
     if (res.status !== 200) throw new Error(`login as ${username} failed: ${res.status} ${JSON.stringify(res.body)}`);
@@ -98,7 +104,11 @@ export const createHarness = async (overrides: ConfigInput = {}, options: { redi
     login,
     adminToken: async () => (adminToken ??= (await login('admin', ADMIN_PASSWORD)).token),
     state,
+    defer: (close) => {
+      deferred.push(close);
+    },
     close: async () => {
+      for (const close of deferred.reverse()) await close();
       await state.close();
       await db.close();
       await redis.close();
@@ -109,3 +119,36 @@ export const createHarness = async (overrides: ConfigInput = {}, options: { redi
 
 /** `Authorization` header for a token. */
 export const bearer = (token: string): { Authorization: string } => ({ Authorization: `Bearer ${token}` });
+
+/** The control plane's gRPC API of a harness, listening on 127.0.0.1, with a client for each service. */
+export interface GrpcHarness {
+  /** host:port of the listener (also `h.cp.grpcAddress`). */
+  address: string;
+  /** The node token NodeService accepts. */
+  nodeToken: string;
+  server: ReturnType<typeof createGrpcServer>;
+  grants: GrantServiceClient;
+  nodes: NodeServiceClient;
+}
+
+/**
+ * Starts the gRPC server for `h` on 127.0.0.1:0, wired like server.ts does
+ * (`grpcAddress`, key-rotation broadcasts). Clients and server are closed by
+ * `h.close()`.
+ */
+export const startGrpc = async (h: Harness, options: { nodeToken?: string; keyPollMs?: number } = {}): Promise<GrpcHarness> => {
+  const nodeToken = options.nodeToken ?? randomBytes(32).toString('base64url');
+  const server = createGrpcServer(h.cp, { nodeToken, ...(options.keyPollMs ? { keyPollMs: options.keyPollMs } : {}) });
+  const port = await server.listen('127.0.0.1', 0);
+  const address = `127.0.0.1:${port}`;
+  h.cp.grpcAddress = address;
+  h.cp.onKeysRotated = server.broadcastKeys;
+  const grants = new GrantServiceClient(address, credentials.createInsecure());
+  const nodes = new NodeServiceClient(address, credentials.createInsecure());
+  h.defer(async () => {
+    grants.close();
+    nodes.close();
+    await server.close();
+  });
+  return { address, nodeToken, server, grants, nodes };
+};

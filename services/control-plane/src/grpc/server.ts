@@ -90,6 +90,14 @@ const toWireJwk = (jwk: Record<string, unknown>, withPrivate: boolean): Jwk => (
 });
 
 const EVENT_ID = /^evt_[0-9a-hjkmnp-tv-z]{26}$/;
+const STORED_OUTCOMES = new Set<unknown>(['success', 'failure', 'denied', 'allowed', 'error'] satisfies StoredOutcome[]);
+
+/** A PostgreSQL data exception (class 22: bad datetime, NUL in text or JSON…): the event can never be stored as sent. */
+const isDataException = (err: unknown): boolean => {
+  const cause = err instanceof AppError ? err.cause : err;
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? (cause as { code: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('22');
+};
 
 /** Maps a shipped event to the stored form; everything but the ids goes into details. */
 const fromWireEvent = (e: WireAuditEvent) => {
@@ -105,7 +113,8 @@ const fromWireEvent = (e: WireAuditEvent) => {
   if (e.bytesUp || e.bytesDown) Object.assign(details, { bytesUp: e.bytesUp, bytesDown: e.bytesDown });
   if (e.durationMs) details.durationMs = e.durationMs;
   if (e.rows) details.rows = e.rows;
-  const outcome = (typeof decision.outcome === 'string' ? decision.outcome : undefined) ?? OUTCOME_NAME[e.outcome];
+  // The decision's exact outcome when it is one the audit trail knows, else the wire outcome.
+  const outcome = (STORED_OUTCOMES.has(decision.outcome) ? (decision.outcome as StoredOutcome) : undefined) ?? OUTCOME_NAME[e.outcome];
   return {
     id: e.eventId,
     time: e.time ? dateFromTimestamp(e.time) : new Date(),
@@ -222,12 +231,21 @@ export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) =
           acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'event_id and action are required' });
           continue;
         }
+        if (e.time && Number.isNaN(dateFromTimestamp(e.time).getTime())) {
+          acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'time is out of range' });
+          continue;
+        }
         try {
           const result = await cp.audit.ingest(fromWireEvent(e));
           acks.push({ eventId: e.eventId, status: result === 'stored' ? AuditAckStatus.STORED : AuditAckStatus.DUPLICATE, errorCode: '', errorMessage: '' });
         } catch (err) {
           if (err instanceof SyntaxError) {
             acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'decision_json is not JSON' });
+            continue;
+          }
+          // Rejected, not failed: a failed call is retried by the node with the same batch, forever.
+          if (isDataException(err)) {
+            acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'the event has a value that cannot be stored (time out of range, NUL character…)' });
             continue;
           }
           throw err;

@@ -47,6 +47,8 @@ export class KeyRing {
   private keys = new Map<string, { row: KeyRow; publicKey: CryptoKey }>();
   private signer: { kid: string; privateKey: CryptoKey } | null = null;
   private lastLoad = 0;
+  /** When the last key to leave the set (its overlap over) left it, in ms; 0 when none has. */
+  private lastExpiry = 0;
 
   constructor(
     private readonly db: Database,
@@ -105,11 +107,17 @@ export class KeyRing {
     for (const row of rows) {
       keys.set(row.kid, { row, publicKey: (await importJWK(row.public_jwk, row.alg)) as CryptoKey });
     }
+    const { rows: gone } = await this.db.query<{ retired: Date | null }>(
+      'SELECT max(retired_at) AS retired FROM signing_keys WHERE use = $1 AND retired_at <= $2',
+      [this.use, cutoff],
+    );
+    const lastRetired = gone[0]?.retired;
     const active = rows.find((r) => r.retired_at === null);
     if (active && this.signer?.kid !== active.kid) {
       this.signer = { kid: active.kid, privateKey: (await importJWK(this.privateJwkOf(active), active.alg)) as CryptoKey };
     }
     this.keys = keys;
+    this.lastExpiry = lastRetired ? lastRetired.getTime() + this.overlapSeconds * 1000 : 0;
     this.lastLoad = Date.now();
   }
 
@@ -135,9 +143,9 @@ export class KeyRing {
     return { kid: active.row.kid, publicKey: active.publicKey };
   }
 
-  /** A number that changes whenever the set of valid keys changes. */
+  /** A number that grows whenever the set of valid keys changes (a key added, retired, or gone after its overlap). */
   version(): number {
-    let v = 0;
+    let v = this.lastExpiry;
     for (const { row } of this.keys.values()) v = Math.max(v, row.activated_at.getTime(), row.retired_at?.getTime() ?? 0);
     return v;
   }

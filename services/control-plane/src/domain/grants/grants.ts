@@ -157,7 +157,8 @@ export class GrantService {
         await this.revokeSession(prior.session_id, 'access withdrawn by policy', null);
         throw await deny('no policy allows this connection any more', new AppError('GRANT_REVOKED', { message: `Your access to ${connection.name} was withdrawn by policy.` }));
       }
-      throw await deny('no policy allows this connection', notReachable(connection.name));
+      // The name as asked (not the stored spelling): the answer must not tell an existing connection from a missing one.
+      throw await deny('no policy allows this connection', notReachable(connectionRef));
     }
     const tunnelUrls = await this.d.nodes.tunnelUrls(connection.protocol);
     if (tunnelUrls.length === 0) {
@@ -256,8 +257,8 @@ export class GrantService {
   }
 
   /** Ends every live grant session of a user (disable, delete, password reset, role change). */
-  async revokeUserSessions(userId: string, reason: string): Promise<number> {
-    return this.revokeWhere('user_id', userId, reason);
+  async revokeUserSessions(userId: string, reason: string, tx: Queryable = this.d.db): Promise<number> {
+    return this.revokeWhere('user_id', userId, reason, tx);
   }
 
   /** Ends the grant sessions opened under an API login session (logout, refresh-token reuse). */
@@ -265,12 +266,12 @@ export class GrantService {
     return this.revokeWhere('login_session_id', loginSessionId, reason);
   }
 
-  private async revokeWhere(column: 'user_id' | 'login_session_id', value: string, reason: string): Promise<number> {
-    const { rows } = await this.d.db.query<{ session_id: string }>(
+  private async revokeWhere(column: 'user_id' | 'login_session_id', value: string, reason: string, tx: Queryable = this.d.db): Promise<number> {
+    const { rows } = await tx.query<{ session_id: string }>(
       `SELECT DISTINCT session_id FROM grants WHERE ${column} = $1 AND session_ends_at > $2 AND revoked_at IS NULL`,
       [value, this.clock()],
     );
-    for (const r of rows) await this.revokeSession(r.session_id, reason, null);
+    for (const r of rows) await this.revokeSession(r.session_id, reason, null, tx);
     return rows.length;
   }
 }

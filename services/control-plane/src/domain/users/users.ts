@@ -62,8 +62,12 @@ export interface UserPatch {
 
 /** Hooks other parts of the system attach to user lifecycle changes. */
 export interface UserEvents {
-  /** A user's sessions must end everywhere (disabled, deleted, password reset, roles changed). */
-  onUserRevoked?(userId: string, reason: string): Promise<void>;
+  /**
+   * A user's sessions must end everywhere (disabled, deleted, password reset, roles changed).
+   * On delete it runs inside the deleting transaction, before the delete (which takes the
+   * user's grant records with it), with `tx`.
+   */
+  onUserRevoked?(userId: string, reason: string, tx?: Queryable): Promise<void>;
 }
 
 export class UserService {
@@ -159,14 +163,16 @@ export class UserService {
   }
 
   async delete(idOrUsername: string, actor: Principal, meta: RequestMeta): Promise<void> {
-    const before = await this.db.transaction(async (tx) => {
+    await this.db.transaction(async (tx) => {
       const user = await this.get(idOrUsername, tx);
+      // Lock the user (no grant can be recorded for them meanwhile), end their grant
+      // sessions while their grant records still exist, then delete (cascading to those records).
+      await tx.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [user.id]);
+      await this.events.onUserRevoked?.(user.id, 'user deleted', tx);
       await tx.query('DELETE FROM users WHERE id = $1', [user.id]);
       await this.roles.assertManageable(tx);
       await this.audit.record({ action: 'user.delete', outcome: 'success', actor: actorOf(actor), targetType: 'user', targetId: user.id, request: meta, details: { before: user } }, tx);
-      return user;
     });
-    await this.events.onUserRevoked?.(before.id, 'user deleted');
   }
 
   /** A user changes their own password, proving the current one; other sessions end. */

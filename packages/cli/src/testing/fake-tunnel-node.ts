@@ -1,0 +1,72 @@
+/**
+ * A data-plane node's tunnel listener for the CLI's tests: a real HTTP server
+ * on 127.0.0.1:0 that answers the Upgrade with @pa/tunnel's server side. After
+ * the 101 it echoes every byte back (prefixed by nothing), so a test can send
+ * through `pa connect` and read its own bytes. It records the grant of every
+ * tunnel, and can refuse (any AppError code) or be told which grants it
+ * accepts.
+ */
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { AppError, type ErrorCode } from '@pa/kit';
+import { acceptTunnel, parseTunnelRequest, rejectTunnel } from '@pa/tunnel';
+
+export class FakeTunnelNode {
+  /** The grant presented by each tunnel, in order (refused ones included). */
+  readonly grants: string[] = [];
+  /** Refuse every tunnel with this code (null: accept). */
+  refuse: { code: ErrorCode; message: string } | null = null;
+  /** When set, only these grants are accepted; others are refused as revoked. */
+  acceptOnly: Set<string> | null = null;
+  private readonly sockets = new Set<Socket>();
+  private counter = 0;
+
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<FakeTunnelNode> {
+    let node: FakeTunnelNode | null = null;
+    const server = createServer((_req, res) => res.writeHead(426).end());
+    server.on('upgrade', (req, socket: Socket) => node?.upgrade(req, socket));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    node = new FakeTunnelNode(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    return node;
+  }
+
+  /** Open tunnels right now. */
+  get openTunnels(): number {
+    return this.sockets.size;
+  }
+
+  private upgrade(req: Parameters<typeof parseTunnelRequest>[0], socket: Socket): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    try {
+      const t = parseTunnelRequest(req);
+      this.grants.push(t.grant);
+      if (this.refuse) throw new AppError(this.refuse.code, { message: this.refuse.message });
+      if (this.acceptOnly && !this.acceptOnly.has(t.grant)) throw new AppError('GRANT_REVOKED');
+      this.counter += 1;
+      acceptTunnel(socket, `tun_${this.counter}`);
+      socket.pipe(socket);
+    } catch (err) {
+      rejectTunnel(socket, err);
+    }
+  }
+
+  /** Drops every open tunnel (as a node restart would). */
+  dropTunnels(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.dropTunnels();
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+}
