@@ -1,1 +1,2 @@
 export { System, waitFor, ADMIN_PASSWORD } from './harness';
+export { PaUser, PA_BIN, type PaProcess } from './cli';
