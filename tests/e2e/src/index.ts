@@ -1,2 +1,3 @@
 export { System, waitFor, ADMIN_PASSWORD } from './harness';
 export { PaUser, PA_BIN, type PaProcess } from './cli';
+export { localListener } from './local-listener';
