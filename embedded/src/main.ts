@@ -1,4 +1,4 @@
-import { createLogger, isAppError } from '@pa/kit';
+import { createLogger, isAppError, stopOnSignals } from '@pa/kit';
 import { loadEmbeddedSettings, processEnv } from './config';
 import { startEmbedded } from './embedded';
 
@@ -23,18 +23,7 @@ const main = async (): Promise<void> => {
   if (running.demo) lines.push(`  Demo            ${running.demo.connections.join(', ')} (policies for roles admin and developer)`);
   lines.push('', `Next: pnpm pa login --server ${cp.url}   then   pnpm pa list   and   pnpm pa connect demo-api`, '');
   process.stdout.write(`${lines.join('\n')}\n`);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('Shutting down.', { signal });
-    running.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals(() => running.stop(), logger);
 };
 
 main().catch((err: unknown) => {

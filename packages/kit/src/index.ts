@@ -4,3 +4,4 @@ export { zodProblems } from './zod-problems';
 export { parseConfig, readSecret, setPath, mergeDeep, envBool, envPort, envDurationSeconds, type Env } from './config';
 export { createLogger, createNullLogger, createCaptureLogger, redact, REDACTED, SECRET_KEYS, type Logger, type LoggerOptions } from './logger';
 export { newId, ID_PATTERN } from './ids';
+export { stopOnSignals } from './lifecycle';

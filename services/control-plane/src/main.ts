@@ -1,4 +1,4 @@
-import { createLogger, isAppError } from '@pa/kit';
+import { createLogger, isAppError, stopOnSignals } from '@pa/kit';
 import { loadConfig } from './config';
 import { startControlPlane } from './server';
 
@@ -20,18 +20,7 @@ const main = async (): Promise<void> => {
     }
   }
   process.stdout.write(`${lines.join('\n')}\n\n`);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('Shutting down.', { signal });
-    running.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals(() => running.stop(), logger);
 };
 
 main().catch((err: unknown) => {

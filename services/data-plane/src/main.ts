@@ -1,4 +1,4 @@
-import { createLogger, isAppError } from '@pa/kit';
+import { createLogger, isAppError, stopOnSignals } from '@pa/kit';
 import { loadConfig } from './config';
 import { startNode } from './node';
 
@@ -7,18 +7,7 @@ const main = async (): Promise<void> => {
   const config = loadConfig();
   const logger = createLogger({ service: 'data-plane', level: config.logLevel });
   const node = await startNode(config, logger);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('Shutting down.', { signal });
-    node.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals(() => node.stop(), logger);
 };
 
 main().catch((err: unknown) => {
