@@ -79,6 +79,25 @@ export interface BackendStreamEvents {
   onBackendError?(severity: string, sqlstate: string): void;
 }
 
+// Type bytes as plain constants: read once, not through the package's export getters on every frame.
+const {
+  Authentication: AUTHENTICATION,
+  BackendKeyData: BACKEND_KEY_DATA,
+  CommandComplete: COMMAND_COMPLETE,
+  CopyBothResponse: COPY_BOTH_RESPONSE,
+  DataRow: DATA_ROW,
+  EmptyQueryResponse: EMPTY_QUERY_RESPONSE,
+  ErrorResponse: ERROR_RESPONSE,
+  FunctionCallResponse: FUNCTION_CALL_RESPONSE,
+  NegotiateProtocolVersion: NEGOTIATE_PROTOCOL_VERSION,
+  ParameterStatus: PARAMETER_STATUS,
+  PortalSuspended: PORTAL_SUSPENDED,
+  ReadyForQuery: READY_FOR_QUERY,
+} = BackendCode;
+
+const EMPTY = Buffer.alloc(0);
+const NO_OUT: Buffer[] = [];
+
 const HOLD = new Uint8Array(256);
 HOLD[BackendCode.ErrorResponse] = 1;
 HOLD[BackendCode.ParameterStatus] = 1;
@@ -172,34 +191,19 @@ export class BackendStream {
    */
   push(chunk: Buffer, out: Buffer[]): AppError | null {
     const wasAtBoundary = this.framer.isAtBoundary;
-    let cursor = 0;
-    let completedAny = false;
-    let lastEnd = 0;
-    let failure: AppError | null = null;
-    const onFrame = (f: BackendFrame): void => {
-      if (failure) return;
-      const start = f.end - f.length - 1;
-      completedAny = true;
-      lastEnd = f.end;
-      const replacement = this.frame(f);
-      if (replacement instanceof Error) {
-        failure = replacement;
-        if (start > cursor) out.push(chunk.subarray(cursor, start));
-        cursor = chunk.length;
-        this.held = null;
-        return;
-      }
-      if (replacement !== undefined) {
-        if (start > cursor) out.push(chunk.subarray(cursor, start));
-        if (replacement.length > 0) out.push(replacement);
-        cursor = f.end;
-        this.held = null;
-      } else if (start < 0 && this.held) {
-        for (const h of this.held) out.push(h);
-        this.held = null;
-      }
-    };
-    const err = this.framer.push(chunk, onFrame);
+    this.chunk = chunk;
+    this.out = out;
+    this.cursor = 0;
+    this.completedAny = false;
+    this.lastEnd = 0;
+    this.failure = null;
+    const err = this.framer.push(chunk, this.onFrame);
+    const failure = this.failure as AppError | null;
+    const cursor = this.cursor;
+    const lastEnd = this.lastEnd;
+    const completedAny = this.completedAny;
+    this.chunk = EMPTY;
+    this.out = NO_OUT;
     if (failure) return failure;
     if (err) return err;
     if (!this.framer.isAtBoundary) {
@@ -219,33 +223,74 @@ export class BackendStream {
     return null;
   }
 
+  // State of the push in progress (kept on the instance so no closure is made per chunk).
+  private chunk: Buffer = EMPTY;
+  private out: Buffer[] = NO_OUT;
+  private cursor = 0;
+  private completedAny = false;
+  private lastEnd = 0;
+  private failure: AppError | null = null;
+
+  private readonly onFrame = (f: BackendFrame): void => {
+    if (this.failure) return;
+    const start = f.end - f.length - 1;
+    this.completedAny = true;
+    this.lastEnd = f.end;
+    if (f.type === DATA_ROW) {
+      // The bulk of a result: only counted.
+      const head = this.expectHead < this.expectations.length ? (this.expectations[this.expectHead] as Expectation) : undefined;
+      if (head?.action) head.action.bytes += f.length + 1;
+      if (start < 0 && this.held) this.releaseHeld();
+      return;
+    }
+    const replacement = this.frame(f);
+    if (replacement instanceof Error) {
+      this.failure = replacement;
+      if (start > this.cursor) this.out.push(this.chunk.subarray(this.cursor, start));
+      this.cursor = this.chunk.length;
+      this.held = null;
+      return;
+    }
+    if (replacement !== undefined) {
+      if (start > this.cursor) this.out.push(this.chunk.subarray(this.cursor, start));
+      if (replacement.length > 0) this.out.push(replacement);
+      this.cursor = f.end;
+      this.held = null;
+    } else if (start < 0 && this.held) {
+      this.releaseHeld();
+    }
+  };
+
+  private releaseHeld(): void {
+    for (const h of this.held as Buffer[]) this.out.push(h);
+    this.held = null;
+  }
+
   /** Handles one message; returns bytes to send instead of it, an error to end the session, or undefined to pass it. */
   private frame(f: BackendFrame): Buffer | AppError | undefined {
     const head = this.expectHead < this.expectations.length ? (this.expectations[this.expectHead] as Expectation) : undefined;
     if (head?.action) head.action.bytes += f.length + 1;
     switch (f.type) {
-      case BackendCode.DataRow:
-        return undefined;
-      case BackendCode.CommandComplete:
-      case BackendCode.EmptyQueryResponse:
-      case BackendCode.PortalSuspended:
-      case BackendCode.FunctionCallResponse: {
+      case COMMAND_COMPLETE:
+      case EMPTY_QUERY_RESPONSE:
+      case PORTAL_SUSPENDED:
+      case FUNCTION_CALL_RESPONSE: {
         if (!head || head.unit !== this.unitsSeen) return undefined;
-        if (f.type === BackendCode.CommandComplete && head.action) {
+        if (f.type === COMMAND_COMPLETE && head.action) {
           const r = readCommandComplete(f.body as Buffer);
           if (!r.ok) return r.error;
           head.action.tags.push(r.value);
         }
         if (head.kind === 'execute') {
           this.expectHead += 1;
-          if (head.action) this.end(head.action, f.type === BackendCode.PortalSuspended ? 'suspended' : 'completed');
+          if (head.action) this.end(head.action, f.type === PORTAL_SUSPENDED ? 'suspended' : 'completed');
           this.compact();
         }
         return undefined;
       }
-      case BackendCode.ErrorResponse:
+      case ERROR_RESPONSE:
         return this.error(f, head);
-      case BackendCode.ReadyForQuery: {
+      case READY_FOR_QUERY: {
         // Its length is fixed (the framer checked it): one status byte.
         const status = String.fromCharCode((f.body as Buffer)[0] as number);
         if (status !== 'I' && status !== 'T' && status !== 'E') return protocolViolationFromBackend('Invalid transaction status.');
@@ -264,7 +309,7 @@ export class BackendStream {
         this.compact();
         return undefined;
       }
-      case BackendCode.ParameterStatus: {
+      case PARAMETER_STATUS: {
         const r = readParameterStatus(f.body as Buffer);
         if (!r.ok) return r.error;
         const unsafe = checkBackendParameter(r.value.name, r.value.value);
@@ -272,10 +317,10 @@ export class BackendStream {
         this.events.onParameter?.(r.value.name, r.value.value);
         return undefined;
       }
-      case BackendCode.Authentication:
-      case BackendCode.BackendKeyData:
-      case BackendCode.NegotiateProtocolVersion:
-      case BackendCode.CopyBothResponse:
+      case AUTHENTICATION:
+      case BACKEND_KEY_DATA:
+      case NEGOTIATE_PROTOCOL_VERSION:
+      case COPY_BOTH_RESPONSE:
         return protocolViolationFromBackend('Unexpected message from the database server.');
       default:
         return undefined;

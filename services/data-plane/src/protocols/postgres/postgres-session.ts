@@ -55,6 +55,7 @@ export interface SessionTuning {
   readonly outcomeDelayMs: number;
 }
 
+/** The defaults of {@link SessionTuning} (README.md, "Contract"). */
 export const DEFAULT_SESSION_TUNING: SessionTuning = Object.freeze({
   maxPreparedStatements: 1_000,
   maxPortals: 1_000,

@@ -20,7 +20,7 @@ const shortReason = (reason: string): string => (reason.length > 1000 ? `${reaso
 export const policyDeniedError = (reason: string): AppError =>
   new AppError('POLICY_DENIED', {
     message: `permission denied by policy: ${shortReason(reason)}`,
-    meta: { hint: 'Ask an administrator to extend your policy, or use "pa explain" to see which rule applies.' },
+    meta: { hint: 'Ask an administrator to extend your policy, or use "pa admin policies evaluate" to see which rule applies.' },
   });
 
 /** 53400 for a statement refused by the statement rate limit. */
