@@ -28,7 +28,7 @@ export const allRoutes = (cp: ControlPlane): RouteSpec<never, never, never>[] =>
     ...authRoutes(cp.auth, cp.users, cp.accessKeys),
     ...userRoutes(cp.users),
     ...roleRoutes(cp.roles),
-    ...connectionRoutes(cp.connections),
+    ...connectionRoutes(cp.connections, cp.grants),
     ...policyRoutes(cp.policies, cp.explainer),
     ...auditRoutes(cp.auditQuery),
     ...settingsRoutes(cp.settings),

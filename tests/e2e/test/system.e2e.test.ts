@@ -97,6 +97,19 @@ describe('end to end: control plane, two nodes, PostgreSQL, Redis', () => {
     await Promise.all(closed);
   });
 
+  it('closes the tunnels of a connection when an admin deletes it', async () => {
+    await sys.api('POST', '/connections', admin, { name: 'temp', protocol: 'tcp', host: '127.0.0.1', port: echoPort, tags: { env: 'e2e' } });
+    const olga = await sys.login('olga', 'olga-password-123');
+    const grant = await sys.issueGrant(olga, 'temp');
+    const { socket } = await openTunnel({ url: grant.tunnelUrls[0] as string, grant: grant.grantToken });
+    expect(await roundTrip(socket, 'y')).toBe('y');
+    const closed = once(socket, 'close');
+    expect((await sys.api('DELETE', '/connections/temp', admin)).status).toBe(204);
+    await closed;
+    const err = await openTunnel({ url: grant.tunnelUrls[0] as string, grant: grant.grantToken }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TunnelRefusedError);
+  });
+
   it('keeps unexpired grants working while the control plane is down, and ships the audit spooled meanwhile exactly once', async () => {
     const olga = await sys.login('olga', 'olga-password-123');
     const grant = await sys.issueGrant(olga, 'echo');

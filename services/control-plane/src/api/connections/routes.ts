@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AppError } from '@pa/kit';
 import { PROTOCOLS, tagsSchema } from '@pa/policy';
 import { TLS_MODES, type ConnectionService } from '../../domain/connections/connections';
+import type { GrantService } from '../../domain/grants/grants';
 import { route, mustPrincipal } from '../route';
 import { idParam, name63, pageOf, pageQuery, problemSchema } from '../schemas';
 
@@ -85,7 +86,7 @@ const checkCombination = (state: CombinationState, protocol: string): void => {
   if (problems.length) throw new AppError('VALIDATION_FAILED', { details: problems });
 };
 
-export const connectionRoutes = (connections: ConnectionService) => [
+export const connectionRoutes = (connections: ConnectionService, grants: GrantService) => [
   route({
     method: 'get',
     path: '/connections',
@@ -165,7 +166,10 @@ export const connectionRoutes = (connections: ConnectionService) => [
     params: idParam,
     responses: { 204: { description: 'Deleted' }, 404: { description: 'No such connection', schema: problemSchema } },
     handler: async (ctx) => {
-      await connections.delete(ctx.params.id, mustPrincipal(ctx), ctx.meta);
+      const target = await connections.get(ctx.params.id);
+      // Grants carry the upstream address: end their sessions first, or they would outlive the connection.
+      await grants.revokeConnectionSessions(target.id, 'connection deleted');
+      await connections.delete(target.id, mustPrincipal(ctx), ctx.meta);
       return { status: 204 };
     },
   }),

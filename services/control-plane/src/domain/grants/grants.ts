@@ -266,7 +266,12 @@ export class GrantService {
     return this.revokeWhere('login_session_id', loginSessionId, reason);
   }
 
-  private async revokeWhere(column: 'user_id' | 'login_session_id', value: string, reason: string, tx: Queryable = this.d.db): Promise<number> {
+  /** Ends every live grant session to a connection (before it is deleted: its grants would keep working otherwise). */
+  async revokeConnectionSessions(connectionId: string, reason: string): Promise<number> {
+    return this.revokeWhere('connection_id', connectionId, reason);
+  }
+
+  private async revokeWhere(column: 'user_id' | 'login_session_id' | 'connection_id', value: string, reason: string, tx: Queryable = this.d.db): Promise<number> {
     const { rows } = await tx.query<{ session_id: string }>(
       `SELECT DISTINCT session_id FROM grants WHERE ${column} = $1 AND session_ends_at > $2 AND revoked_at IS NULL`,
       [value, this.clock()],
