@@ -5,3 +5,4 @@ export { parseConfig, readSecret, setPath, mergeDeep, envBool, envPort, envDurat
 export { createLogger, createNullLogger, createCaptureLogger, redact, REDACTED, SECRET_KEYS, type Logger, type LoggerOptions } from './logger';
 export { newId, ID_PATTERN } from './ids';
 export { stopOnSignals } from './lifecycle';
+export { dialableHost } from './net';

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import Redis from 'ioredis';
 import { createState, type State } from '@pa/state';
-import type { Logger } from '@pa/kit';
+import { dialableHost, type Logger } from '@pa/kit';
 import { createApp } from './app';
 import type { Config } from './config';
 import { SecretBox } from './crypto/secret-box';
@@ -103,7 +103,7 @@ export const startControlPlane = async (config: Config, logger: Logger, options:
     const grpc = createGrpcServer(cp, { nodeToken });
     const grpcPort = await grpc.listen(config.grpc.host, config.grpc.port);
     stops.push(() => grpc.close());
-    const grpcHost = config.grpc.host === '0.0.0.0' || config.grpc.host === '::' ? '127.0.0.1' : config.grpc.host;
+    const grpcHost = dialableHost(config.grpc.host);
     cp.grpcAddress = config.grpc.publicAddress ?? `${grpcHost}:${grpcPort}`;
     cp.onKeysRotated = grpc.broadcastKeys;
     const bootstrap = await bootstrapAdmin(cp, config.bootstrap.adminUsername, config.bootstrap.adminPassword);
@@ -121,7 +121,7 @@ export const startControlPlane = async (config: Config, logger: Logger, options:
           setTimeout(() => server.closeAllConnections(), 10_000).unref();
         }),
     );
-    const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+    const host = dialableHost(config.http.host);
     logger.info('Control plane listening.', { url: `http://${host}:${port}`, grpc: cp.grpcAddress, embeddedDatabase: embedded });
     return {
       cp,

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Protocol, type KeySet } from '@pa/contracts';
 import type { KeyStore } from '@pa/grants';
-import { AppError, type Logger } from '@pa/kit';
+import { AppError, dialableHost, type Logger } from '@pa/kit';
 import { createPolicyEngine, initPolicyEngine } from '@pa/policy';
 import { createState, type State } from '@pa/state';
 import { AuditRecorder, AuditShipper, AuditSpool, registerAuditMetrics, type AuditTransport } from './audit';
@@ -115,12 +115,8 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     });
-    tunnelServer.on('upgrade', (_req, s) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
     nodeId = nodeIdOf(config, tunnelPort);
-    const host = config.tunnel.host === '0.0.0.0' || config.tunnel.host === '::' ? '127.0.0.1' : config.tunnel.host;
+    const host = dialableHost(config.tunnel.host);
     const tunnelUrl = config.tunnel.publicUrl ?? `http://${host}:${tunnelPort}`;
     const nodeLogger = logger.child({ nodeId });
 
@@ -182,7 +178,7 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
       res.writeHead(404, { 'Content-Type': 'application/problem+json' }).end(JSON.stringify({ status: 404, code: 'ROUTE_NOT_FOUND', title: 'No such endpoint.' }));
     });
     const adminPort = await listen(admin, config.admin.port, config.admin.host);
-    const adminHost = config.admin.host === '0.0.0.0' || config.admin.host === '::' ? '127.0.0.1' : config.admin.host;
+    const adminHost = dialableHost(config.admin.host);
     nodeLogger.info('Data-plane node listening.', { tunnelUrl, admin: `http://${adminHost}:${adminPort}` });
 
     const stop = async (): Promise<void> => {
