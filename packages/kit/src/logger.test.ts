@@ -32,6 +32,13 @@ describe('newId', () => {
     expect(a < b).toBe(true);
     expect(newId('usr')).not.toBe(newId('usr'));
   });
+
+  it('stays unique and well-formed across refills of its random pool, within one millisecond', () => {
+    const ids = Array.from({ length: 2_000 }, () => newId('evt', 5_000));
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(ID_PATTERN);
+    expect(new Set(ids.map((id) => id.slice(4, 14))).size).toBe(1);
+  });
 });
 
 describe('redact', () => {

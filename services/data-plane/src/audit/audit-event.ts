@@ -90,3 +90,77 @@ const _schemaMatchesType = (e: z.output<typeof auditEventSchema>): AuditEvent =>
 /** Whether `outcome` is one a decision event carries (`allowed`, `denied`). */
 export const isDecisionOutcome = (outcome: AuditOutcome): outcome is AuditDecisionOutcome =>
   (DECISION_OUTCOMES as readonly string[]).includes(outcome);
+
+const EVENT_ID_RE = /^evt_[0-9a-hjkmnp-tv-z]{26}$/;
+const ISO_UTC_RE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?Z$/;
+const ACTION_RE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
+const OUTCOMES: ReadonlySet<string> = new Set(AUDIT_OUTCOMES);
+const PROTOCOLS: ReadonlySet<string> = new Set(['postgres', 'http', 'tcp']);
+const EVENT_KEYS: ReadonlySet<string> = new Set(['id', 'time', 'nodeId', 'action', 'outcome', 'actor', 'connectionId', 'connectionName', 'grantId', 'sessionId', 'protocol', 'details']);
+const MAX_JSON_DEPTH = 64;
+
+const isPlainObject = (v: object): boolean => {
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+};
+
+const isIdField = (v: unknown): boolean => typeof v === 'string' && v.length <= 128;
+
+/** Whether `v` is plain JSON: what JSON.stringify writes and JSON.parse reads back unchanged. */
+const isPlainJson = (v: unknown, depth: number): boolean => {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(v);
+    case 'object': {
+      if (v === null) return true;
+      if (depth >= MAX_JSON_DEPTH) return false;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i += 1) if (!isPlainJson(v[i], depth + 1)) return false;
+        return true;
+      }
+      if (!isPlainObject(v)) return false;
+      for (const key in v) {
+        if (!Object.hasOwn(v, key)) return false;
+        if (!isPlainJson((v as Record<string, unknown>)[key], depth + 1)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+};
+
+/**
+ * The first problem of an event that {@link auditEventSchema} would point out,
+ * or undefined when it is valid. A hand-written check for the append path
+ * (two events per statement on the proxy's hot path; the schema costs ~15 µs an
+ * event there, this ~1 µs). It never accepts what the schema rejects (a test
+ * holds them together); the schema still checks every event read back.
+ */
+export const auditEventProblem = (e: unknown): string | undefined => {
+  if (typeof e !== 'object' || e === null || Array.isArray(e) || !isPlainObject(e)) return 'the event is not an object';
+  const v = e as Record<string, unknown>;
+  for (const key in v) if (!EVENT_KEYS.has(key) || !Object.hasOwn(v, key)) return `unknown field ${key}`;
+  if (typeof v.id !== 'string' || !EVENT_ID_RE.test(v.id)) return 'id: must be an evt_ id';
+  if (typeof v.time !== 'string' || !ISO_UTC_RE.test(v.time)) return 'time: must be an ISO 8601 time in UTC';
+  if (typeof v.nodeId !== 'string' || v.nodeId.length < 1 || v.nodeId.length > 128) return 'nodeId: must be 1-128 characters';
+  if (typeof v.action !== 'string' || v.action.length > 64 || !ACTION_RE.test(v.action)) return 'action: must be a dotted lowercase action name';
+  if (typeof v.outcome !== 'string' || !OUTCOMES.has(v.outcome)) return 'outcome: unknown outcome';
+  const actor = v.actor;
+  if (typeof actor !== 'object' || actor === null || Array.isArray(actor) || !isPlainObject(actor)) return 'actor: must be an object';
+  for (const key in actor) if ((key !== 'id' && key !== 'name') || !Object.hasOwn(actor, key)) return `actor: unknown field ${key}`;
+  const a = actor as Record<string, unknown>;
+  if (!isIdField(a.id)) return 'actor.id: must be a string of at most 128 characters';
+  if (typeof a.name !== 'string' || a.name.length > 256) return 'actor.name: must be a string of at most 256 characters';
+  if (!isIdField(v.connectionId)) return 'connectionId: must be a string of at most 128 characters';
+  if (v.connectionName !== undefined && (typeof v.connectionName !== 'string' || v.connectionName.length > 256)) return 'connectionName: must be a string of at most 256 characters';
+  if (!isIdField(v.grantId)) return 'grantId: must be a string of at most 128 characters';
+  if (!isIdField(v.sessionId)) return 'sessionId: must be a string of at most 128 characters';
+  if (typeof v.protocol !== 'string' || !PROTOCOLS.has(v.protocol)) return 'protocol: unknown protocol';
+  const details = v.details;
+  if (typeof details !== 'object' || details === null || Array.isArray(details) || !isPlainJson(details, 0)) return 'details: must be an object of plain JSON values';
+  return undefined;
+};

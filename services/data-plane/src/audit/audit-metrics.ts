@@ -48,6 +48,7 @@ export const registerAuditMetrics = (registry: Registry, sources: AuditMetricSou
   counter('pa_audit_spool_fsyncs_total', 'fdatasync calls made for audit appends.', () => spool.stats().fsyncs);
   counter('pa_audit_spool_refusals_total', 'Audit events refused because the spool was full or unwritable.', () => spool.stats().refusals);
   counter('pa_audit_spool_dropped_records_total', 'Audit records found unreadable and dropped.', () => spool.stats().droppedRecords);
+  counter('pa_audit_spool_lost_events_total', 'Audit events written (written durability) whose fdatasync failed.', () => spool.stats().lostEvents);
   if (shipper !== undefined) {
     counter('pa_audit_shipped_events_total', 'Audit events acknowledged by the control plane.', () => shipper.stats().shippedEvents);
     counter('pa_audit_ship_failures_total', 'Failed audit shipping attempts.', () => shipper.stats().failures);

@@ -429,6 +429,114 @@ describe('AuditSpool', () => {
     });
   });
 
+  describe('written durability', () => {
+    const segmentText = async (): Promise<string> => {
+      const names = (await readdir(dir)).filter((n) => n.endsWith('.seg')).sort();
+      const texts = await Promise.all(names.map((n) => readFile(join(dir, n), 'utf8')));
+      return texts.join('');
+    };
+
+    it('resolves an append once it is in the file, before its fsync; the shipper sees it only once durable', async () => {
+      const fs = new TestFs();
+      const spool = await open({ fs, durability: 'written', groupCommitWindowMs: 0 });
+      const first = makeEvent();
+      await spool.append(first); // no segment yet: this one takes the writer's path
+      fs.hold();
+      const second = makeEvent();
+      const writesBefore = fs.calls.write;
+      await spool.append(second); // would never resolve while fsyncs are held if it waited for one
+      expect(fs.calls.write).toBe(writesBefore + 1);
+      expect(await segmentText()).toContain(second.id);
+      await fs.waitForHeld(1);
+      expect(ids(await drain(spool))).toEqual([first.id]);
+      expect(spool.stats()).toMatchObject({ pendingEvents: 1, queuedEvents: 1 });
+      fs.release();
+      await spool.settle();
+      expect(ids(await drain(spool))).toEqual([first.id, second.id]);
+      expect(spool.stats()).toMatchObject({ pendingEvents: 2, queuedEvents: 0, lostEvents: 0 });
+    });
+
+    it('writes the appends of one tick with one write, also during an fsync, and covers them with the next fsync', async () => {
+      const fs = new TestFs();
+      const spool = await open({ fs, durability: 'written', groupCommitWindowMs: 0 });
+      await spool.append(makeEvent());
+      fs.hold();
+      await spool.append(makeEvent());
+      await fs.waitForHeld(1);
+      const fsyncsBefore = fs.calls.datasync;
+      const writesBefore = fs.calls.write;
+      const burst = Array.from({ length: 20 }, () => makeEvent());
+      await Promise.all(burst.map((e) => spool.append(e)));
+      expect(fs.calls.write - writesBefore).toBe(1); // appends of one tick share a write
+      fs.release();
+      await spool.settle();
+      expect(fs.calls.datasync - fsyncsBefore).toBe(1); // the held one finishes, one more for the burst
+      expect(ids(await drain(spool)).slice(-20)).toEqual(ids(burst));
+    });
+
+    it('keeps call order across segments, and every event is there after a process crash without fsync', async () => {
+      const fs = new TestFs();
+      const sample = makeEvent();
+      // Five records a segment: 11 appends fill two and start a third, which has room for the late ones.
+      const spool = await open({ fs, durability: 'written', groupCommitWindowMs: 0, segmentBytes: recordSize(sample) * 5 });
+      const events: AuditEvent[] = [];
+      for (let i = 0; i < 11; i += 1) events.push(makeEvent());
+      await Promise.all(events.map((e) => spool.append(e)));
+      await spool.settle();
+      expect((await readdir(dir)).filter((n) => n.endsWith('.seg'))).toHaveLength(3);
+      fs.hold();
+      const late = [makeEvent(), makeEvent()];
+      for (const e of late) await spool.append(e);
+      expect(spool.stats().queuedEvents).toBe(2);
+      await fs.crash(); // the process dies before that fsync: the kernel still has the writes
+      const reopened = await open();
+      expect(ids(await drain(reopened))).toEqual(ids([...events, ...late]));
+    });
+
+    it('refuses the append whose write fails, keeps what was written before, and recovers after the pause', async () => {
+      const fs = new TestFs();
+      const timers = new ManualTimers(2);
+      const { logger, lines } = createCaptureLogger('test');
+      const spool = await open({ fs, timers, logger, durability: 'written', retryAfterMs: 5000 });
+      const kept = [makeEvent(), makeEvent()];
+      for (const e of kept) await spool.append(e);
+      fs.failWith = (op) => (op === 'write' ? systemError('ENOSPC') : undefined);
+      expect(await codeOf(spool.append(makeEvent()))).toBe('AUDIT_UNAVAILABLE');
+      expect(spool.canAccept()).toBe(false);
+      expect(lines.some((l) => l.includes('write failed') && l.includes('ENOSPC'))).toBe(true);
+      fs.failWith = () => undefined;
+      await spool.settle();
+      timers.advance(5000);
+      expect(spool.canAccept()).toBe(true);
+      const after = makeEvent();
+      await spool.append(after);
+      await spool.settle();
+      expect(ids(await drain(spool))).toEqual([...ids(kept), after.id]);
+      expect(spool.stats().lostEvents).toBe(0);
+    });
+
+    it('counts and logs events already written when their fsync fails, and refuses new ones', async () => {
+      const fs = new TestFs();
+      const timers = new ManualTimers(2);
+      const { logger, lines } = createCaptureLogger('test');
+      const spool = await open({ fs, timers, logger, durability: 'written', retryAfterMs: 5000 });
+      const kept = makeEvent();
+      await spool.append(kept);
+      fs.failWith = (op) => (op === 'datasync' ? systemError('EIO') : undefined);
+      await spool.append(makeEvent()); // written: it resolves; its fsync then fails
+      await spool.settle();
+      expect(spool.stats()).toMatchObject({ lostEvents: 1, isWritable: false });
+      expect(spool.canAccept()).toBe(false);
+      expect(lines.some((l) => l.includes('could not be made durable') && l.includes('"events":1'))).toBe(true);
+      fs.failWith = () => undefined;
+      timers.advance(5000);
+      const after = makeEvent();
+      await spool.append(after);
+      await spool.settle();
+      expect(ids(await drain(spool))).toEqual([kept.id, after.id]);
+    });
+  });
+
   describe('close', () => {
     it('commits what was accepted, then refuses', async () => {
       const timers = new ManualTimers();

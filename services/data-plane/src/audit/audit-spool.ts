@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { AppError, createNullLogger, zodProblems, type Logger } from '@pa/kit';
-import { auditEventSchema, type AuditEvent } from './audit-event';
+import { auditEventProblem, auditEventSchema, type AuditEvent } from './audit-event';
 import { encodeRecord, probeRecord, scanRecords } from './record-codec';
 import { errorCode, hasCode, nodeSpoolFs, type SpoolFileHandle, type SpoolFs } from './spool-fs';
 import { systemTimers, type AuditTimers } from './timers';
@@ -42,10 +42,22 @@ export interface AuditSpoolOptions {
   groupCommitMaxEvents?: number;
   /** After a disk error the spool refuses appends for this long, then tries again. */
   retryAfterMs?: number;
+  /**
+   * When `append` resolves. `durable` (default): once its events are written
+   * and fdatasync'd. `written`: once they are written to the segment file (in
+   * the kernel's page cache, so they survive the process being killed); the
+   * fdatasync follows in the background, shared by every append in its group.
+   * A failed fdatasync then loses the group's events, which is logged and
+   * counted (`lostEvents`). See README.md beside this file.
+   */
+  durability?: AuditSpoolDurability;
   fs?: SpoolFs;
   timers?: AuditTimers;
   logger?: Logger;
 }
+
+/** When `append` resolves: see {@link AuditSpoolOptions.durability}. */
+export type AuditSpoolDurability = 'durable' | 'written';
 
 /** Counters and levels of a spool, for metrics and readiness. */
 export interface AuditSpoolStats {
@@ -67,6 +79,8 @@ export interface AuditSpoolStats {
   readonly refusals: number;
   /** Records found unreadable when read back for shipping, and dropped. */
   readonly droppedRecords: number;
+  /** Events whose append had resolved (`written` durability) but whose fdatasync failed. */
+  readonly lostEvents: number;
   /** False while the spool refuses appends after a disk error. */
   readonly isWritable: boolean;
 }
@@ -94,8 +108,12 @@ interface Segment {
   unacked: number;
   /** Records before this index are all acknowledged. */
   scanFrom: number;
-  /** Bytes of durable records (the write position of the active segment). */
+  /** Bytes of durable records. */
   size: number;
+  /** Write position: `size` plus records written at append time and not yet fdatasync'd. */
+  written: number;
+  /** A write to it failed: nothing more is written to it; it is cut back to `size` and sealed. */
+  broken: boolean;
   /** Write handle; only the active segment has one. */
   fh: SpoolFileHandle | undefined;
   sealed: boolean;
@@ -113,7 +131,18 @@ interface RecordRef {
 }
 
 interface PendingAppend {
+  /** Records not yet durable. */
   remaining: number;
+  /** Whether the promise has settled (a `written` append settles before its records are durable). */
+  settled: boolean;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+interface WriteRequest {
+  readonly events: readonly AuditEvent[];
+  readonly encoded: Buffer[];
+  readonly bytes: number;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -122,6 +151,9 @@ interface QueuedRecord {
   readonly id: string;
   readonly bytes: Buffer;
   readonly owner: PendingAppend;
+  /** Set when the record was written at append time: the segment and offset it went to. */
+  readonly seg: Segment | undefined;
+  readonly offset: number;
 }
 
 const SEGMENT_NAME = /^(\d{20})\.(seg|ack)$/;
@@ -154,6 +186,8 @@ const decodeAckOffsets = (payload: Buffer): number[] | undefined => {
   }
 };
 
+const noop = (): void => undefined;
+
 const positive = (name: string, value: number): number => {
   if (!Number.isFinite(value) || value < 0) throw new RangeError(`AuditSpool option ${name} must be a non-negative number.`);
   return value;
@@ -183,6 +217,7 @@ export class AuditSpool implements AuditSpoolReader {
   private readonly windowMs: number;
   private readonly maxGroupEvents: number;
   private readonly retryAfterMs: number;
+  private readonly durability: AuditSpoolDurability;
   private readonly fs: SpoolFs;
   private readonly timers: AuditTimers;
   private readonly logger: Logger;
@@ -202,6 +237,14 @@ export class AuditSpool implements AuditSpoolReader {
   private pendingEvents = 0;
   private commitTimer: unknown;
   private writer: Promise<void> | undefined;
+  /** The writer is writing, opening or sealing a segment: nothing may be written at append time. */
+  private writing = false;
+  /** Records accepted and not written yet (queued or in the writer's hands). */
+  private unwritten = 0;
+  /** `written` durability: appends of this tick, written together in a microtask. */
+  private toWrite: WriteRequest[] = [];
+  private writeScheduled = false;
+  private lostEvents = 0;
   private maintenance: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<() => void>();
 
@@ -223,6 +266,10 @@ export class AuditSpool implements AuditSpoolReader {
     this.windowMs = positive('groupCommitWindowMs', options.groupCommitWindowMs ?? d.groupCommitWindowMs);
     this.maxGroupEvents = Math.max(1, positive('groupCommitMaxEvents', options.groupCommitMaxEvents ?? d.groupCommitMaxEvents));
     this.retryAfterMs = positive('retryAfterMs', options.retryAfterMs ?? d.retryAfterMs);
+    if (options.durability !== undefined && options.durability !== 'durable' && options.durability !== 'written') {
+      throw new RangeError('AuditSpool option durability must be durable or written.');
+    }
+    this.durability = options.durability ?? 'durable';
     this.fs = options.fs ?? nodeSpoolFs;
     this.timers = options.timers ?? systemTimers;
     this.logger = (options.logger ?? createNullLogger()).child({ component: 'audit-spool' });
@@ -281,11 +328,11 @@ export class AuditSpool implements AuditSpoolReader {
     const encoded: Buffer[] = [];
     let bytes = 0;
     for (const event of events) {
-      const result = auditEventSchema.safeParse(event);
-      if (!result.success) {
-        return Promise.reject(
-          new AppError('VALIDATION_FAILED', { message: 'The audit event is not valid.', details: zodProblems(result.error) }),
-        );
+      const problem = auditEventProblem(event);
+      if (problem !== undefined) {
+        const result = auditEventSchema.safeParse(event);
+        const details = result.success ? [{ path: '', message: problem }] : zodProblems(result.error);
+        return Promise.reject(new AppError('VALIDATION_FAILED', { message: 'The audit event is not valid.', details }));
       }
       const payload = Buffer.from(JSON.stringify(event), 'utf8');
       if (payload.length > this.maxRecordBytes) {
@@ -316,13 +363,89 @@ export class AuditSpool implements AuditSpoolReader {
       this.isFull = false;
       this.logger.info('Audit spool accepts events again.', { pendingBytes: this.pendingBytes });
     }
-    return new Promise<void>((resolve, reject) => {
-      const owner: PendingAppend = { remaining: events.length, resolve, reject };
-      events.forEach((event, i) => this.queue.push({ id: event.id, bytes: encoded[i] as Buffer, owner }));
+    if (this.durability === 'written') {
+      // Appends of one tick share one write(2): a session's decision and the
+      // outcome before it, and other sessions' records of the same tick.
       this.queuedBytes += bytes;
-      this.scheduleCommit();
+      return new Promise<void>((resolve, reject) => {
+        this.toWrite.push({ events, encoded, bytes, resolve, reject });
+        if (!this.writeScheduled) {
+          this.writeScheduled = true;
+          queueMicrotask(this.writeNow);
+        }
+      });
+    }
+    return new Promise<void>((resolve, reject) => {
+      const owner: PendingAppend = { remaining: events.length, settled: false, resolve, reject };
+      this.enqueue(events, encoded, bytes, owner);
     });
   }
+
+  private enqueue(events: readonly AuditEvent[], encoded: Buffer[], bytes: number, owner: PendingAppend): void {
+    events.forEach((event, i) => this.queue.push({ id: event.id, bytes: encoded[i] as Buffer, owner, seg: undefined, offset: 0 }));
+    this.queuedBytes += bytes;
+    this.unwritten += events.length;
+    this.scheduleCommit();
+  }
+
+  /**
+   * `written` durability: writes the appends of the tick to the active
+   * segment with one write when nothing is ahead of them and they fit, and
+   * resolves them; the writer fdatasyncs them later with the rest of their
+   * group. Otherwise (no active segment yet, segment full, the writer busy
+   * writing) they take the writer's queue and resolve once durable.
+   */
+  private readonly writeNow = (): void => {
+    this.writeScheduled = false;
+    const batch = this.toWrite;
+    this.toWrite = [];
+    let bytes = 0;
+    for (const a of batch) bytes += a.bytes;
+    this.queuedBytes -= bytes;
+    const seg = this.active;
+    const canWrite =
+      seg !== undefined && !seg.broken && seg.fh?.writeSync !== undefined && !this.writing && this.unwritten === 0 &&
+      this.isRecovered && this.closing === undefined && seg.written + bytes <= this.segmentBytes;
+    if (!canWrite) {
+      for (const a of batch) this.enqueue(a.events, a.encoded, a.bytes, { remaining: a.events.length, settled: false, resolve: a.resolve, reject: a.reject });
+      return;
+    }
+    const parts: Buffer[] = [];
+    for (const a of batch) for (const b of a.encoded) parts.push(b);
+    const buf = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, bytes);
+    const at = seg.written;
+    try {
+      const writeSync = seg.fh?.writeSync as NonNullable<SpoolFileHandle['writeSync']>;
+      let done = 0;
+      while (done < buf.length) {
+        const n = writeSync(buf, done, buf.length - done, at + done);
+        if (n <= 0) throw new Error('The audit segment write made no progress.');
+        done += n;
+      }
+    } catch (err) {
+      for (const a of batch) this.refusals += a.events.length;
+      seg.broken = true;
+      this.markFailed(err, 'Audit spool write failed; refusing new events.');
+      // The writer cuts the segment back to what is durable and seals it.
+      this.scheduleCommit();
+      const refusal = new AppError('AUDIT_UNAVAILABLE', { cause: err });
+      for (const a of batch) a.reject(refusal);
+      return;
+    }
+    seg.written = at + bytes;
+    const owner: PendingAppend = { remaining: 0, settled: true, resolve: noop, reject: noop };
+    let offset = at;
+    for (const a of batch) {
+      for (let i = 0; i < a.events.length; i += 1) {
+        const record = a.encoded[i] as Buffer;
+        this.queue.push({ id: (a.events[i] as AuditEvent).id, bytes: record, owner, seg, offset });
+        offset += record.length;
+      }
+    }
+    this.queuedBytes += bytes;
+    this.scheduleCommit();
+    for (const a of batch) a.resolve();
+  };
 
   /**
    * The oldest unacknowledged durable events, at most `maxEvents`, in append
@@ -390,6 +513,7 @@ export class AuditSpool implements AuditSpoolReader {
 
   /** Commits whatever is queued now (without waiting for the group window) and resolves when nothing is queued or being written. */
   async settle(): Promise<void> {
+    if (this.writeScheduled) this.writeNow();
     while (this.writer !== undefined || this.queue.length > 0) {
       if (this.writer === undefined) this.startWriter();
       await this.writer;
@@ -411,6 +535,7 @@ export class AuditSpool implements AuditSpoolReader {
       fsyncs: this.fsyncs,
       refusals: this.refusals,
       droppedRecords: this.droppedRecords,
+      lostEvents: this.lostEvents,
       isWritable: !this.isFailing(),
     };
   }
@@ -486,21 +611,49 @@ export class AuditSpool implements AuditSpoolReader {
   /** Writes and fsyncs one group, split at segment boundaries; settles every append in it. */
   private async commit(group: QueuedRecord[]): Promise<void> {
     let done = 0;
+    /** Records before this index are written (at append time or below). */
+    let writtenTo = 0;
     let committedAny = false;
     try {
-      await this.ensureRecovered();
+      // Records written at append time come first in a group, all in one segment: only their fsync is left.
+      let pre = 0;
+      while (pre < group.length && (group[pre] as QueuedRecord).seg !== undefined) pre += 1;
+      if (pre > 0) {
+        const seg = (group[0] as QueuedRecord).seg as Segment;
+        const chunk = group.slice(0, pre);
+        const last = chunk[pre - 1] as QueuedRecord;
+        writtenTo = pre;
+        if (seg.fh === undefined || seg.removed) {
+          // Their segment was cut back after an earlier failure: they are gone.
+          this.loseWritten(chunk);
+        } else {
+          await seg.fh.datasync();
+          this.fsyncs += 1;
+          this.settleDurable(seg, chunk);
+          seg.size = Math.max(seg.size, last.offset + last.bytes.length);
+          committedAny = true;
+          if (seg.broken) await this.whileWriting(() => this.abandon(seg));
+          else if (seg.size === seg.written && seg.size >= this.segmentBytes) await this.whileWriting(() => this.seal(seg));
+        }
+        done = pre;
+      }
+      if (done < group.length) await this.whileWriting(() => this.ensureRecovered());
       while (done < group.length) {
-        const seg = await this.activeSegment();
+        const seg = await this.whileWriting(() => this.activeSegment());
+        if (seg.broken) {
+          await this.whileWriting(() => this.abandon(seg));
+          continue;
+        }
         let end = done;
         let length = 0;
         while (end < group.length) {
           const size = (group[end] as QueuedRecord).bytes.length;
-          if (seg.size + length > 0 && seg.size + length + size > this.segmentBytes) break;
+          if (seg.written + length > 0 && seg.written + length + size > this.segmentBytes) break;
           length += size;
           end += 1;
         }
         if (end === done) {
-          await this.seal(seg);
+          await this.whileWriting(() => this.seal(seg));
           continue;
         }
         const chunk = group.slice(done, end);
@@ -508,27 +661,35 @@ export class AuditSpool implements AuditSpoolReader {
           chunk.map((r) => r.bytes),
           length,
         );
-        await this.writeFully(seg, buf);
+        const at = seg.written;
+        this.writing = true;
+        try {
+          await this.writeFully(seg, buf, at);
+        } catch (err) {
+          seg.broken = true;
+          throw err;
+        } finally {
+          this.writing = false;
+        }
+        seg.written = at + length;
+        this.unwritten -= chunk.length;
+        writtenTo = end;
         await (seg.fh as SpoolFileHandle).datasync();
         this.fsyncs += 1;
 
-        let offset = seg.size;
+        let offset = at;
+        const placed: QueuedRecord[] = [];
         for (const r of chunk) {
-          this.indexRecord({ seg, id: r.id, offset, size: r.bytes.length, acked: false, dup: undefined });
+          placed.push({ ...r, seg, offset });
           offset += r.bytes.length;
         }
-        seg.size = offset;
-        this.inflightBytes -= length;
-        this.inflightEvents -= chunk.length;
+        this.settleDurable(seg, placed);
+        seg.size = Math.max(seg.size, at + length);
         done = end;
         committedAny = true;
-        for (const r of chunk) {
-          r.owner.remaining -= 1;
-          if (r.owner.remaining === 0) r.owner.resolve();
-        }
-        if (seg.size >= this.segmentBytes) await this.seal(seg);
+        if (seg.size === seg.written && seg.size >= this.segmentBytes) await this.whileWriting(() => this.seal(seg));
       }
-      if (this.failedAt !== undefined) {
+      if (this.failedAt !== undefined && !this.isFailing()) {
         this.failedAt = undefined;
         this.logger.info('Audit spool is writable again.', { dir: this.dir });
       }
@@ -536,14 +697,24 @@ export class AuditSpool implements AuditSpoolReader {
       const rest = group.slice(done);
       this.inflightBytes -= rest.reduce((n, r) => n + r.bytes.length, 0);
       this.inflightEvents -= rest.length;
-      this.refusals += rest.length;
+      this.unwritten -= group.length - Math.max(writtenTo, done);
+      let lost = 0;
+      for (const r of rest) if (r.owner.settled) lost += 1;
+      this.refusals += rest.length - lost;
+      this.lostEvents += lost;
       this.markFailed(err, 'Audit spool write failed; refusing new events.');
-      await this.abandonActive();
+      if (lost > 0) {
+        this.logger.error('Audit events already written could not be made durable and are lost.', { events: lost, ids: rest.filter((r) => r.owner.settled).slice(0, 20).map((r) => r.id) });
+      }
+      await this.whileWriting(() => this.abandonActive());
       const refusal = new AppError('AUDIT_UNAVAILABLE', { cause: err });
       for (const r of rest) {
         if (r.owner.remaining > 0) {
           r.owner.remaining = 0;
-          r.owner.reject(refusal);
+          if (!r.owner.settled) {
+            r.owner.settled = true;
+            r.owner.reject(refusal);
+          }
         }
       }
     }
@@ -558,11 +729,48 @@ export class AuditSpool implements AuditSpoolReader {
     }
   }
 
-  private async writeFully(seg: Segment, buf: Buffer): Promise<void> {
+  /** Records written at append time whose segment was cut back before their fsync: counted and logged as lost. */
+  private loseWritten(records: readonly QueuedRecord[]): void {
+    this.inflightBytes -= records.reduce((n, r) => n + r.bytes.length, 0);
+    this.inflightEvents -= records.length;
+    this.lostEvents += records.length;
+    for (const r of records) r.owner.remaining -= 1;
+    this.logger.error('Audit events already written could not be made durable and are lost.', { events: records.length, ids: records.slice(0, 20).map((r) => r.id) });
+  }
+
+  /** Indexes records now durable in `seg` and resolves the appends they complete. */
+  private settleDurable(seg: Segment, records: readonly QueuedRecord[]): void {
+    let bytes = 0;
+    for (const r of records) {
+      this.indexRecord({ seg, id: r.id, offset: r.offset, size: r.bytes.length, acked: false, dup: undefined });
+      bytes += r.bytes.length;
+    }
+    this.inflightBytes -= bytes;
+    this.inflightEvents -= records.length;
+    for (const r of records) {
+      r.owner.remaining -= 1;
+      if (r.owner.remaining === 0 && !r.owner.settled) {
+        r.owner.settled = true;
+        r.owner.resolve();
+      }
+    }
+  }
+
+  /** Runs a step that writes, opens or seals a segment: nothing is written at append time meanwhile. */
+  private async whileWriting<T>(step: () => Promise<T>): Promise<T> {
+    this.writing = true;
+    try {
+      return await step();
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async writeFully(seg: Segment, buf: Buffer, at: number): Promise<void> {
     const fh = seg.fh as SpoolFileHandle;
     let written = 0;
     while (written < buf.length) {
-      const { bytesWritten } = await fh.write(buf, written, buf.length - written, seg.size + written);
+      const { bytesWritten } = await fh.write(buf, written, buf.length - written, at + written);
       if (bytesWritten <= 0) throw new Error('The audit segment write made no progress.');
       written += bytesWritten;
     }
@@ -591,6 +799,8 @@ export class AuditSpool implements AuditSpoolReader {
       unacked: 0,
       scanFrom: 0,
       size: 0,
+      written: 0,
+      broken: false,
       fh,
       sealed: false,
       removed: false,
@@ -620,8 +830,13 @@ export class AuditSpool implements AuditSpoolReader {
    * size (so a restart does not find records whose appends were refused) and seal it.
    */
   private async abandonActive(): Promise<void> {
-    const seg = this.active;
-    if (seg === undefined) return;
+    if (this.active !== undefined) await this.abandon(this.active);
+  }
+
+  private async abandon(seg: Segment): Promise<void> {
+    if (seg.sealed) return;
+    seg.broken = true;
+    seg.written = seg.size;
     const fh = seg.fh;
     if (fh !== undefined) {
       await fh.truncate(seg.size).catch((err: unknown) => {
@@ -743,8 +958,9 @@ export class AuditSpool implements AuditSpoolReader {
     const probe = probeRecord(buf, at, this.maxRecordBytes);
     if (probe.kind !== 'record' || probe.size !== ref.size) return undefined;
     try {
-      const result = auditEventSchema.safeParse(JSON.parse(probe.payload.toString('utf8')));
-      return result.success && result.data.id === ref.id ? result.data : undefined;
+      // The CRC vouches for the bytes; the (cheap) event check for their meaning.
+      const value: unknown = JSON.parse(probe.payload.toString('utf8'));
+      return auditEventProblem(value) === undefined && (value as AuditEvent).id === ref.id ? (value as AuditEvent) : undefined;
     } catch {
       return undefined;
     }
@@ -847,7 +1063,7 @@ export class AuditSpool implements AuditSpoolReader {
       }
     }
 
-    const seg: Segment = { seq, path, ackPath, records: [], unacked: 0, scanFrom: 0, size, fh: undefined, sealed: true, removed: false };
+    const seg: Segment = { seq, path, ackPath, records: [], unacked: 0, scanFrom: 0, size, written: size, broken: false, fh: undefined, sealed: true, removed: false };
     const byOffset = new Map<number, RecordRef>();
     for (const r of scan.records) {
       const ref: RecordRef = { seg, id: r.value, offset: r.offset, size: r.size, acked: false, dup: undefined };

@@ -146,6 +146,14 @@ export class TestFs implements SpoolFs {
         this.check('write', path);
         return fh.write(buffer, offset, length, position);
       },
+      ...(fh.writeSync === undefined
+        ? {}
+        : {
+            writeSync: (buffer: Uint8Array, offset: number, length: number, position: number): number => {
+              this.check('write', path);
+              return (fh.writeSync as NonNullable<SpoolFileHandle['writeSync']>)(buffer, offset, length, position);
+            },
+          }),
       read: async (buffer, offset, length, position) => {
         this.check('read', path);
         return fh.read(buffer, offset, length, position);

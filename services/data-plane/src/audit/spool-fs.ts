@@ -1,9 +1,12 @@
+import { writeSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 
 /** The part of a file handle the spool uses. */
 export interface SpoolFileHandle {
   /** Positional write; may write fewer bytes than asked (the spool loops). */
   write(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  /** Positional write on the calling thread, for `written` durability; may write fewer bytes than asked. */
+  writeSync?(buffer: Uint8Array, offset: number, length: number, position: number): number;
   /** Positional read; returns fewer bytes at end of file. */
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
   /** fdatasync(2): the data and the metadata needed to read it back (size) reach the disk. */
@@ -51,6 +54,7 @@ export const nodeSpoolFs: SpoolFs = {
     const fh = await fsp.open(path, flags);
     return {
       write: (buffer, offset, length, position) => writeAt(fh, buffer, offset, length, position),
+      writeSync: (buffer, offset, length, position) => writeSync(fh.fd, buffer, offset, length, position),
       read: (buffer, offset, length, position) => fh.read(buffer, offset, length, position),
       datasync: () => fh.datasync(),
       truncate: (length) => fh.truncate(length),

@@ -6,13 +6,16 @@
  *
  *   npx tsx services/data-plane/src/protocols/postgres/pg-bench.ts postgres://postgres@127.0.0.1:5432/pa_bench \
  *     [--duration 10] [--scale 1] [--clients 1,8] [--modes simple,extended,prepared] \
- *     [--audit durable,ordered,none] [--window-ms 2] [--no-init] [--pgbouncer]
+ *     [--audit written,durable,ordered,none] [--window-ms 2] [--no-init] [--pgbouncer]
  *
  * The handler runs in this process with a real session context: a signed
  * grant, a policy compiled by the real engine (allow all but DDL), the
  * statement rate limit off, and the audit trail as chosen:
- * - `durable`: a real on-disk spool, every statement waits for its decision
- *   record to be fsynced (the default, what SECURITY.md asks);
+ * - `written`: a real on-disk spool with `written` durability (the node's
+ *   default): every statement waits for its decision record to be written to
+ *   the spool file; the fdatasync follows in groups;
+ * - `durable`: the same with `durable` durability: every statement waits for
+ *   its decision record to be fsynced;
  * - `ordered`: the same spool, statements wait only for admission
  *   (`auditDurability: 'ordered'`);
  * - `none`: a sink that records nothing, to measure the handler's own cost.
@@ -30,7 +33,7 @@ import { createSessionFixture, type SessionFixture } from '../../testing/session
 import { sessionAudit, type SessionContext } from '../handler';
 import { createPostgresHandler } from './postgres-handler';
 
-type AuditMode = 'durable' | 'ordered' | 'none';
+type AuditMode = 'written' | 'durable' | 'ordered' | 'none';
 
 interface Options {
   url: URL;
@@ -61,7 +64,7 @@ const parseArgs = (argv: string[]): Options => {
     scale: Number(value('scale', '1')),
     clients: value('clients', '1,8').split(',').map(Number),
     modes: value('modes', 'simple,extended,prepared').split(','),
-    audit: value('audit', 'durable,ordered,none').split(',') as AuditMode[],
+    audit: value('audit', 'written,durable,ordered,none').split(',') as AuditMode[],
     windowMs: Number(value('window-ms', '2')),
     init: !argv.includes('--no-init'),
     pgbouncer: argv.includes('--pgbouncer'),
@@ -206,8 +209,24 @@ const main = async (): Promise<void> => {
     policies: [{ name: 'bench', rules: [{ id: 'everything', effect: 'allow', type: 'all' }, { id: 'no-ddl', effect: 'deny', type: 'sql', kinds: ['ddl', 'truncate'] }] }],
     settings: { idleTimeoutMs: 600_000 },
   });
-  const spool = await AuditSpool.open({ dir: join(dir, 'spool'), groupCommitWindowMs: o.windowMs, capacityBytes: 4 * 1024 * 1024 * 1024 });
-  const recorder = new AuditRecorder({ spool, nodeId: 'bench' });
+  const open = async (durability: 'written' | 'durable'): Promise<AuditSpool> =>
+    AuditSpool.open({ dir: join(dir, `spool-${durability}`), groupCommitWindowMs: o.windowMs, capacityBytes: 4 * 1024 * 1024 * 1024, durability });
+  const spools = { written: await open('written'), durable: await open('durable') };
+  // Acknowledge what becomes durable, as the node's shipper would once the control plane has it.
+  for (const spool of Object.values(spools)) {
+    let draining = false;
+    const drain = async (): Promise<void> => {
+      if (draining) return;
+      draining = true;
+      try {
+        for (let batch = await spool.readUnacked(1000); batch.length > 0; batch = await spool.readUnacked(1000)) await spool.ack(batch.map((e) => e.id));
+      } finally {
+        draining = false;
+      }
+    };
+    spool.onDurable(() => void drain());
+  }
+  const recorders = { written: new AuditRecorder({ spool: spools.written, nodeId: 'bench' }), durable: new AuditRecorder({ spool: spools.durable, nodeId: 'bench' }) };
   const bouncer = o.pgbouncer ? await startPgbouncer(o, dir) : null;
   out(`pgbench -S, ${o.duration} s per run, scale ${o.scale}; audit spool group-commit window ${o.windowMs} ms; node ${process.version}`);
   out('| mode | clients | direct tps | pgbouncer tps (%) | audit | handler tps | % of direct | direct latency ms | handler latency ms | added µs/query | node CPU µs/stmt user+sys |');
@@ -222,7 +241,7 @@ const main = async (): Promise<void> => {
           b = `${fmt(m.tps)} (${fmt((100 * m.tps) / d.tps)}%)`;
         }
         for (const audit of o.audit) {
-          const h = await startHandler(fixture, audit, recorder);
+          const h = await startHandler(fixture, audit, audit === 'written' ? recorders.written : recorders.durable);
           try {
             const m = await pgbench(conninfo({ host: '127.0.0.1', port: h.port, user: 'bench', dbname: db }), mode, clients, o.duration);
             out(`| ${mode} | ${clients} | ${fmt(d.tps)} | ${b} | ${audit} | ${fmt(m.tps)} | ${fmt((100 * m.tps) / d.tps)}% | ${fmt(d.latencyMs, 3)} | ${fmt(m.latencyMs, 3)} | ${fmt((m.latencyMs - d.latencyMs) * 1000)} | ${fmt(m.userUs)}+${fmt(m.systemUs)} |`);
@@ -234,7 +253,8 @@ const main = async (): Promise<void> => {
     }
   } finally {
     bouncer?.stop();
-    await spool.close();
+    await spools.written.close();
+    await spools.durable.close();
     await fixture.close();
     rmSync(dir, { recursive: true, force: true });
   }
