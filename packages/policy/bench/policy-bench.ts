@@ -1,7 +1,9 @@
 /**
  * Policy engine benchmark: decisions per second for typical SQL (uncached and
- * cached) and for HTTP requests, and how long parsing a 1 MiB query blocks the
- * event loop inline versus on the worker pool.
+ * cached), for statements with a new literal each time (pgbench's simple
+ * protocol: exact-text cache only versus the shape cache) and for HTTP
+ * requests, and how long parsing a 1 MiB query blocks the event loop inline
+ * versus on the worker pool.
  *
  *   npx tsx packages/policy/bench/policy-bench.ts
  */
@@ -75,6 +77,16 @@ const rate = (ms: number, fn: (i: number) => void): number => {
 };
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+const perCall = (perSec: number): string => `${(1e6 / perSec).toFixed(1)} µs each`;
+
+/** pgbench's statements (simple protocol: literals inline), with the i-th set of random-looking values. */
+const PGBENCH = [
+  (i: number) => `UPDATE pgbench_accounts SET abalance = abalance + ${(i * 7919) % 10_001 - 5000} WHERE aid = ${(i * 104_729) % 10_000_000 + 1};`,
+  (i: number) => `SELECT abalance FROM pgbench_accounts WHERE aid = ${(i * 104_729) % 10_000_000 + 1};`,
+  (i: number) => `UPDATE pgbench_tellers SET tbalance = tbalance + ${(i * 7919) % 10_001 - 5000} WHERE tid = ${(i % 1000) + 1};`,
+  (i: number) => `UPDATE pgbench_branches SET bbalance = bbalance + ${(i * 7919) % 10_001 - 5000} WHERE bid = ${(i % 100) + 1};`,
+  (i: number) => `INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (${(i % 1000) + 1}, ${(i % 100) + 1}, ${(i * 104_729) % 10_000_000 + 1}, ${(i * 7919) % 10_001 - 5000}, CURRENT_TIMESTAMP);`,
+];
 
 const main = async (): Promise<void> => {
   await initPolicyEngine();
@@ -87,9 +99,18 @@ const main = async (): Promise<void> => {
   const uncachedRate = rate(2000, (i) => uncached.evaluateSql(pg, `${TYPICAL_SQL[i % TYPICAL_SQL.length] as string} /* ${i} */`));
   const cachedRate = rate(2000, (i) => cached.evaluateSql(pg, TYPICAL_SQL[i % TYPICAL_SQL.length] as string));
   const httpRate = rate(2000, (i) => cached.evaluateHttp(http, HTTP[i % HTTP.length] as (typeof HTTP)[number]));
-  out(`SQL, typical statements, uncached (parse + fingerprint + judge): ${fmt(uncachedRate)} decisions/s`);
-  out(`SQL, typical statements, decision cache hit:                    ${fmt(cachedRate)} decisions/s`);
+  out(`SQL, typical statements, uncached (parse + fingerprint + judge): ${fmt(uncachedRate)} decisions/s (${perCall(uncachedRate)})`);
+  out(`SQL, typical statements, decision cache hit:                    ${fmt(cachedRate)} decisions/s (${perCall(cachedRate)})`);
   out(`HTTP, normalise + judge:                                        ${fmt(httpRate)} decisions/s`);
+
+  // A new literal each time: the exact-text cache never hits; the shape cache does after the first of each statement.
+  const exactOnly = createPolicyEngine({ shapeCache: false });
+  const shapes = createPolicyEngine();
+  const pgbenchSql = (i: number): string => (PGBENCH[i % PGBENCH.length] as (n: number) => string)(Math.floor(i / PGBENCH.length));
+  const exactRate = rate(2000, (i) => exactOnly.evaluateSql(pg, pgbenchSql(i)));
+  const shapeRate = rate(2000, (i) => shapes.evaluateSql(pg, pgbenchSql(i)));
+  out(`SQL, pgbench new literal each time, exact-text cache only:      ${fmt(exactRate)} decisions/s (${perCall(exactRate)})`);
+  out(`SQL, pgbench new literal each time, shape cache:                ${fmt(shapeRate)} decisions/s (${perCall(shapeRate)})`);
 
   const one = 'SELECT a.id, b.name FROM public.accounts a JOIN public.orders b ON b.account_id = a.id WHERE a.id > 10;\n';
   const manyStatements = one.repeat(Math.floor((1024 * 1024) / one.length));
@@ -118,7 +139,7 @@ const main = async (): Promise<void> => {
   }
   const capped = await createPolicyEngine({ cache: false }).evaluateSqlAsync(pg, manyStatements);
   out(`  with the default limits the ~10 000-statement text is refused: ${capped.reason}`);
-  await Promise.all([uncached.close(), cached.close(), big.close()]);
+  await Promise.all([uncached.close(), cached.close(), exactOnly.close(), shapes.close(), big.close()]);
 };
 
 void main();

@@ -2,12 +2,14 @@ import { formatObjectName } from './names';
 import type { StatementKind } from './schema';
 import { isUnusable, preparePolicy, type CompiledPolicy, type PreparedPolicy } from './compile';
 import { createDecisionCache, type DecisionCacheOptions } from './decision-cache';
+import { constantsVerified, placedText, shapeEligibleFacts, statementPlacement, type ShapeEntry } from './shape-cache';
 import { judgeHttp, type HttpDecision, type HttpRequestInput } from './evaluate-http';
 import { judgeStatement, type RuleTrace } from './evaluate-sql';
 import type { RuleRef } from './rules';
 import type { StatementFacts } from './sql/analyze';
 import { analyzeSqlText, DEFAULT_MAX_STATEMENTS, exceedsBytes, precheckSql, type SqlAnalysis, type SqlFailure } from './sql/parse';
 import { createSqlParserPool, type SqlParserPool, type SqlParserPoolOptions } from './sql/parser-pool';
+import { shapeSql, type SqlShape } from './sql/shape';
 
 /** Size and time budgets of SQL evaluation. */
 export interface SqlLimits {
@@ -93,8 +95,13 @@ export interface TcpDecision {
 /** Options of {@link createPolicyEngine}. */
 export interface PolicyEngineOptions {
   readonly limits?: Partial<SqlLimits>;
-  /** Decision cache bounds; `false` disables the cache. */
+  /** Decision cache bounds; `false` disables the cache (and the shape cache). */
   readonly cache?: DecisionCacheOptions | false;
+  /**
+   * Shape cache bounds (decisions reused for texts that differ only in numeric
+   * constants; see the README); default: the `cache` bounds. `false` disables it.
+   */
+  readonly shapeCache?: DecisionCacheOptions | false;
   /** Worker pool for large SQL texts (created on first use). */
   readonly pool?: SqlParserPoolOptions;
 }
@@ -188,25 +195,53 @@ const internalDecision = (p: PreparedPolicy, err: unknown): SqlDecision =>
 export const createPolicyEngine = (options: PolicyEngineOptions = {}): PolicyEngine => {
   const limits: SqlLimits = { ...DEFAULT_SQL_LIMITS, ...options.limits };
   const cache = options.cache === false ? undefined : createDecisionCache<SqlDecision>(options.cache ?? {});
+  const shapes = options.cache === false || options.shapeCache === false ? undefined : createDecisionCache<ShapeEntry<SqlDecision>>(options.shapeCache ?? options.cache ?? {});
   let pool: SqlParserPool | undefined;
   const poolOptions: SqlParserPoolOptions = { timeoutMs: limits.parseTimeoutMs, ...options.pool };
 
+  const remember = (p: PreparedPolicy, sql: string, decision: SqlDecision): void => {
+    cache?.set(p.hash, sql, decision, decision.statements.reduce((n, s) => n + s.text.length, 0));
+  };
+
   const finish = (p: PreparedPolicy, sql: string, analysis: SqlAnalysis): SqlDecision => {
     const decision = freeze(decide(p, analysis, false) as SqlDecision);
-    if (cache && (analysis.ok || CACHEABLE_FAILURES.has(analysis.failure))) {
-      cache.set(p.hash, sql, decision, decision.statements.reduce((n, s) => n + s.text.length, 0));
-    }
+    if (analysis.ok || CACHEABLE_FAILURES.has(analysis.failure)) remember(p, sql, decision);
     return decision;
   };
 
-  const analyzeInline = (p: PreparedPolicy, sql: unknown, maxBytes: number): SqlAnalysis => {
+  const analyzeInline = (p: PreparedPolicy, sql: unknown, maxBytes: number, numericConstants?: (facts: StatementFacts) => boolean): SqlAnalysis => {
     const started = performance.now();
-    const analysis = analyzeSqlText(sql, { maxBytes, maxStatements: limits.maxStatements, withNormalizedText: p.needsNormalizedText });
+    const analysis = analyzeSqlText(sql, { maxBytes, maxStatements: limits.maxStatements, withNormalizedText: p.needsNormalizedText, numericConstants });
     const elapsed = performance.now() - started;
     if (analysis.ok && elapsed > limits.parseTimeoutMs) {
       return { ok: false, failure: 'timeout', reason: `parsing exceeded the time budget of ${limits.parseTimeoutMs} ms` };
     }
     return analysis;
+  };
+
+  /**
+   * Stores `decision` under the text's shape when it is independent of the
+   * values of the replaced constants (see shape-cache.ts); whether it did.
+   */
+  const rememberShape = (p: PreparedPolicy, sql: string, shape: SqlShape, analysis: SqlAnalysis & { ok: true }, decision: SqlDecision): boolean => {
+    const [facts, ...more] = analysis.statements;
+    const [statement] = decision.statements;
+    if (!shapes || facts === undefined || more.length > 0 || statement === undefined || decision.failure !== undefined) return false;
+    if (!shapeEligibleFacts(facts)) return false;
+    if (analysis.numericConstants === undefined || !constantsVerified(sql, shape, analysis.numericConstants)) return false;
+    const placement = statementPlacement(sql, shape, statement.text);
+    if (placement === undefined) return false;
+    shapes.set(p.hash, shape.key, { decision, ...placement }, statement.text.length);
+    return true;
+  };
+
+  /** A shape entry's decision with the statement text of `sql`. */
+  const retext = (entry: ShapeEntry<SqlDecision>, sql: string): SqlDecision => {
+    const { decision } = entry;
+    const statement = decision.statements[0] as SqlStatementDecision;
+    const text = placedText(sql, entry);
+    if (text === statement.text) return decision;
+    return Object.freeze({ ...decision, statements: Object.freeze([Object.freeze({ ...statement, text })]) });
   };
 
   const evaluateSql = (policy: CompiledPolicy, sql: string): SqlDecision => {
@@ -221,8 +256,20 @@ export const createPolicyEngine = (options: PolicyEngineOptions = {}): PolicyEng
         if (exceedsBytes(sql, limits.syncMaxBytes)) {
           return freeze(decide(p, { ok: false, failure: 'too_large', reason: `query text exceeds ${limits.syncMaxBytes} bytes, the cap for synchronous evaluation (use evaluateSqlAsync)` }, false));
         }
-        const analysis = analyzeInline(p, sql, limits.maxBytes);
-        return analysis.ok || CACHEABLE_FAILURES.has(analysis.failure) ? finish(p, sql, analysis) : freeze(decide(p, analysis, false));
+        // Shapes: only when no rule reads the text (a pattern sees the constants' values).
+        const shape = shapes && !p.needsNormalizedText ? shapeSql(sql) : undefined;
+        const shaped = shape !== undefined && shape.constants.length > 0 ? shape : undefined;
+        if (shaped) {
+          const entry = shapes?.get(p.hash, shaped.key);
+          if (entry) return retext(entry, sql);
+        }
+        const analysis = analyzeInline(p, sql, limits.maxBytes, shaped === undefined ? undefined : shapeEligibleFacts);
+        const decision = freeze(decide(p, analysis, false) as SqlDecision);
+        if (!(analysis.ok || CACHEABLE_FAILURES.has(analysis.failure))) return decision;
+        // A decision kept under its shape also answers this exact text: the exact-text cache keeps the rest
+        // (so texts that never repeat, like pgbench's, do not flush it).
+        if (!(shaped && analysis.ok && rememberShape(p, sql, shaped, analysis, decision))) remember(p, sql, decision);
+        return decision;
       }
       return freeze(decide(p, analyzeInline(p, sql, limits.maxBytes), false));
     } catch (err) {
@@ -293,6 +340,7 @@ export const createPolicyEngine = (options: PolicyEngineOptions = {}): PolicyEng
     },
     close: async () => {
       cache?.clear();
+      shapes?.clear();
       await pool?.close();
       pool = undefined;
     },

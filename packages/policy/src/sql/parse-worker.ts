@@ -3,13 +3,13 @@
  * main thread and posts back only the (small) statement facts.
  */
 import { parentPort } from 'node:worker_threads';
-import { analyzeSqlText, initPolicyEngine, type AnalyzeSqlOptions } from './parse';
+import { analyzeSqlText, initPolicyEngine, type PortableAnalyzeSqlOptions } from './parse';
 
 /** A request to the worker. */
 export interface ParseRequest {
   readonly id: number;
   readonly sql: string;
-  readonly options: AnalyzeSqlOptions;
+  readonly options: PortableAnalyzeSqlOptions;
 }
 
 const port = parentPort;

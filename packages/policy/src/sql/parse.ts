@@ -6,7 +6,12 @@ export type SqlFailure = 'not_ready' | 'invalid_input' | 'too_large' | 'parse_er
 
 /** The statements of a query text, or why there are none to judge. */
 export type SqlAnalysis =
-  | { readonly ok: true; readonly statements: readonly StatementFacts[] }
+  | {
+      readonly ok: true;
+      readonly statements: readonly StatementFacts[];
+      /** With `numericConstants`: the value(s) of each numeric constant node, by UTF-8 byte location. */
+      readonly numericConstants?: ReadonlyMap<number, readonly string[]>;
+    }
   | { readonly ok: false; readonly failure: SqlFailure; readonly reason: string };
 
 /** Default cap on statements per query text. */
@@ -44,7 +49,49 @@ export interface AnalyzeSqlOptions {
   /** Most statements judged in one query text (default 1000); more is a denial. */
   readonly maxStatements?: number;
   readonly withNormalizedText: boolean;
+  /**
+   * Also report the numeric constant nodes of a single-statement tree when
+   * this says so of its facts (the shape cache checks its keys against them).
+   */
+  readonly numericConstants?: (facts: StatementFacts) => boolean;
 }
+
+/** {@link AnalyzeSqlOptions} that can cross a thread boundary (the worker pool's). */
+export type PortableAnalyzeSqlOptions = Omit<AnalyzeSqlOptions, 'numericConstants'>;
+
+/**
+ * The numeric constant nodes (`A_Const` with `ival` or `fval`) of a parse
+ * result: location (UTF-8 byte offset) → value(s) as PostgreSQL stored them.
+ */
+export const collectNumericConstants = (root: unknown): Map<number, string[]> => {
+  const found = new Map<number, string[]>();
+  const stack: unknown[] = [root];
+  for (;;) {
+    const v = stack.pop();
+    if (v === undefined) return found;
+    if (Array.isArray(v)) {
+      for (const x of v) if (typeof x === 'object' && x !== null) stack.push(x);
+      continue;
+    }
+    const node = v as Record<string, unknown>;
+    for (const k in node) {
+      const x = node[k];
+      if (typeof x !== 'object' || x === null) continue;
+      if (k !== 'A_Const') {
+        stack.push(x);
+        continue;
+      }
+      // A constant holds no other node.
+      const c = x as { ival?: { ival?: unknown }; fval?: { fval?: unknown }; location?: unknown };
+      const value = c.ival !== undefined ? String(c.ival.ival ?? 0) : c.fval !== undefined ? c.fval.fval : undefined;
+      if (typeof value === 'string' && typeof c.location === 'number') {
+        const at = found.get(c.location);
+        if (at) at.push(value);
+        else found.set(c.location, [value]);
+      }
+    }
+  }
+};
 
 /**
  * Checks, parses and analyses a query text synchronously: the size cap, then
@@ -63,7 +110,11 @@ export const analyzeSqlText = (sql: unknown, options: AnalyzeSqlOptions): SqlAna
     if (stmts.length > maxStatements) {
       return { ok: false, failure: 'too_large', reason: `query text holds ${stmts.length} statements, more than the cap of ${maxStatements}` };
     }
-    return { ok: true, statements: analyzeStatements(sql, stmts, { withNormalizedText: options.withNormalizedText }) };
+    const statements = analyzeStatements(sql, stmts, { withNormalizedText: options.withNormalizedText });
+    const only = statements.length === 1 ? statements[0] : undefined;
+    return only !== undefined && options.numericConstants?.(only) === true
+      ? { ok: true, statements, numericConstants: collectNumericConstants(stmts) }
+      : { ok: true, statements };
   } catch (err) {
     const e = err as { message?: unknown; sqlDetails?: { cursorPosition?: number } };
     const message = typeof e.message === 'string' ? e.message : 'parse failed';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { AnalyzeSqlOptions, SqlAnalysis } from './parse';
+import type { PortableAnalyzeSqlOptions, SqlAnalysis } from './parse';
 import type { ParseRequest } from './parse-worker';
 
 /** Options of {@link createSqlParserPool}. */
@@ -22,7 +22,7 @@ export interface SqlParserPoolOptions {
 /** Parses large SQL texts on worker threads so the event loop never waits on them. */
 export interface SqlParserPool {
   /** Analyses `sql` on a worker; never rejects (failures are `ok: false`). */
-  analyze(sql: string, options: AnalyzeSqlOptions): Promise<SqlAnalysis>;
+  analyze(sql: string, options: PortableAnalyzeSqlOptions): Promise<SqlAnalysis>;
   /** Terminates every worker; pending analyses resolve as failures. */
   close(): Promise<void>;
 }
@@ -30,7 +30,7 @@ export interface SqlParserPool {
 interface Task {
   readonly id: number;
   readonly sql: string;
-  readonly options: AnalyzeSqlOptions;
+  readonly options: PortableAnalyzeSqlOptions;
   readonly resolve: (a: SqlAnalysis) => void;
   timer: NodeJS.Timeout | undefined;
   slot: Slot | undefined;
