@@ -1,8 +1,9 @@
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { STATUS_CODES, validateHeaderName, validateHeaderValue, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Readable, type Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { AppError } from '@pa/kit';
-import { filterResponseHeaders } from './headers';
+import { ChunkedClient, type TrailingBody } from './chunked-client';
+import { filterResponseHeaders, filterResponseTrailers } from './headers';
 import { closeAfterFlush, rawProblemResponse, sendProblem } from './problem';
 import { upstreamError } from './upstream';
 
@@ -44,10 +45,15 @@ export interface ForwardSpec {
  * keeps `pause`/`resume` backpressure on the client stream, counts bytes, and
  * on destruction stops reading without destroying the client.
  */
-class RequestBody extends Readable {
+class RequestBody extends Readable implements TrailingBody {
   bytes = 0;
+  /** The client's trailers as they go to the backend (set when the body ends; only for chunked bodies). */
+  trailers: readonly string[] = [];
 
-  constructor(private readonly src: IncomingMessage) {
+  constructor(
+    private readonly src: IncomingMessage,
+    private readonly trailerFilter: ((raw: readonly string[]) => string[]) | null,
+  ) {
     super({ highWaterMark: 64 * 1024 });
     src.on('data', this.onData);
     src.on('end', this.onEnd);
@@ -61,6 +67,7 @@ class RequestBody extends Readable {
   };
 
   private readonly onEnd = (): void => {
+    if (this.trailerFilter !== null && this.src.rawTrailers.length > 0) this.trailers = this.trailerFilter(this.src.rawTrailers);
     this.push(null);
   };
 
@@ -88,6 +95,11 @@ class RequestBody extends Readable {
   }
 }
 
+/** Node's internal raw writer, which `writeContinue` and `writeEarlyHints` use (it queues behind an earlier response still being written). */
+interface RawWriter {
+  _writeRaw?: (data: string, encoding: BufferEncoding) => boolean;
+}
+
 /**
  * One request forwarded through an undici pool, as a dispatch handler: the
  * response head is filtered and written with Node's response object, body
@@ -109,21 +121,29 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private readonly body: RequestBody | null;
   private abortUpstream: ((err?: Error) => void) | null = null;
   private resumeUpstream: (() => void) | null = null;
+  /** The final response head from the backend (its Connection header names more hop-by-hop trailer fields). */
+  private responseHead: readonly Buffer[] | null = null;
 
+  /** `trailerFilter`: how the client's request trailers reach the backend (only a chunked body has them). */
   constructor(
     private readonly owner: ExchangeOwner,
     private readonly spec: ForwardSpec,
     private readonly req: IncomingMessage,
     readonly res: ServerResponse,
+    trailerFilter: ((raw: readonly string[]) => string[]) | null = null,
   ) {
-    this.body = spec.hasBody ? new RequestBody(req) : null;
+    this.body = spec.hasBody ? new RequestBody(req, trailerFilter) : null;
   }
 
-  /** Sends the request (the pool dials lazily, or reuses a kept-alive connection). */
-  start(pool: Dispatcher): void {
+  /**
+   * Sends the request (the pool dials lazily, or reuses a kept-alive connection).
+   * A chunked request body goes through `ChunkedClient`, which can send its trailers.
+   */
+  start(via: Dispatcher | ChunkedClient): void {
     this.res.on('close', this.onResClose);
     const s = this.spec;
-    pool.dispatch({ path: s.target, method: s.method, headers: s.headers, body: this.body }, this);
+    if (via instanceof ChunkedClient) via.dispatch({ path: s.target, method: s.method, headers: s.headers, body: this.body }, this);
+    else via.dispatch({ path: s.target, method: s.method, headers: s.headers, body: this.body }, this);
   }
 
   /** Ends the exchange with `err` (session revoked): answered in-band when nothing was sent yet, else cut. */
@@ -145,9 +165,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true; // 1xx interim responses are not passed on
+    if (statusCode < 200) {
+      this.relayInformational(statusCode, rawHeaders);
+      return true;
+    }
     this.status = statusCode;
     this.resumeUpstream = resume;
+    this.responseHead = rawHeaders;
     const headers = filterResponseHeaders(rawHeaders);
     if (this.owner.isClosing()) headers.push('Connection', 'close');
     try {
@@ -168,10 +192,58 @@ export class Exchange implements Dispatcher.DispatchHandler {
     return false;
   }
 
-  onComplete(): void {
+  /** `trailers`: the backend's raw trailer fields (undici and ChunkedClient give Buffers). */
+  onComplete(trailers?: readonly (Buffer | string)[] | null): void {
     if (this.settled) return;
+    if (trailers != null && trailers.length > 0) this.relayTrailers(trailers);
     this.res.end();
     this.settle(this.status >= 400 ? 'failure' : 'success');
+  }
+
+  /**
+   * Passes a backend's interim response (103 Early Hints, 102…) on before the
+   * final one, its headers filtered as a final head's are. Not passed on: 100
+   * (the proxy answers `Expect` itself and never forwards it, so a 100 from the
+   * backend answers nothing the client asked), 101 (only an upgrade switches
+   * protocols), and anything to an HTTP/1.0 client, which must not get a 1xx
+   * (RFC 9110 §15.2).
+   */
+  private relayInformational(statusCode: number, rawHeaders: Buffer[]): void {
+    if (statusCode === 100 || statusCode === 101 || this.res.headersSent || this.settled) return;
+    if (this.req.httpVersionMajor !== 1 || this.req.httpVersionMinor < 1) return;
+    const writer = this.res as unknown as RawWriter;
+    if (typeof writer._writeRaw !== 'function') return;
+    const headers = filterResponseHeaders(rawHeaders);
+    let head = `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? 'Informational'}\r\n`;
+    try {
+      for (let i = 0; i < headers.length; i += 2) {
+        validateHeaderName(headers[i] as string);
+        validateHeaderValue(headers[i] as string, headers[i + 1] as string);
+        head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`;
+      }
+    } catch {
+      return; // a field Node would not write: drop this interim response (the final one still comes)
+    }
+    writer._writeRaw.call(this.res, `${head}\r\n`, 'latin1');
+  }
+
+  /**
+   * Passes the backend's trailers on (Node writes them after the last chunk;
+   * for a response it does not chunk — an HTTP/1.0 client — they are dropped).
+   */
+  private relayTrailers(trailers: readonly (Buffer | string)[]): void {
+    let connection: string | undefined;
+    const head = this.responseHead ?? [];
+    for (let i = 0; i < head.length; i += 2) {
+      if ((head[i] as Buffer).toString('latin1').toLowerCase() === 'connection') connection = (head[i + 1] as Buffer).toString('latin1');
+    }
+    const pairs = filterResponseTrailers(trailers, connection);
+    if (pairs.length === 0) return;
+    try {
+      this.res.addTrailers(pairs);
+    } catch {
+      // A field Node will not write (undici's parser is more lenient about values): the response ends without trailers.
+    }
   }
 
   onError(err: Error): void {

@@ -1,4 +1,13 @@
-import { buildUpstreamHead, connectionTokens, filterResponseHeaders, isReservedCredentialHeader, type UpstreamHeaderPlan } from './headers';
+import {
+  buildUpstreamHead,
+  connectionTokens,
+  filterRequestTrailers,
+  filterResponseHeaders,
+  filterResponseTrailers,
+  isReservedCredentialHeader,
+  requestHeadWithoutUpgrade,
+  type UpstreamHeaderPlan,
+} from './headers';
 
 const plan: UpstreamHeaderPlan = { host: 'api.internal:8443', credential: { name: 'Authorization', lower: 'authorization', value: 'Bearer backend' }, judgeHeaders: false };
 const buffers = (...pairs: string[]): Buffer[] => pairs.map((p) => Buffer.from(p, 'latin1'));
@@ -90,5 +99,32 @@ describe('connectionTokens / isReservedCredentialHeader', () => {
   it('refuses credential header names that would break framing or collide with the proxy', () => {
     for (const n of ['host', 'content-length', 'transfer-encoding', 'connection', 'x-pa-user', 'proxy-authorization', 'x-forwarded-for']) expect(isReservedCredentialHeader(n)).toBe(true);
     for (const n of ['authorization', 'x-api-key', 'cookie']) expect(isReservedCredentialHeader(n)).toBe(false);
+  });
+});
+
+describe('trailers', () => {
+  it('forwards request trailers but not hop-by-hop, connection-listed, proxy-owned, forbidden, credential, "_" or judged names', () => {
+    const raw = ['X-Sum', '1', 'TE', 'trailers', 'X-Listed', 'a', 'X-PA-User', 'admin', 'X-Forwarded-For', '6.6.6.6', 'Host', 'evil', 'Content-Type', 'text/html', 'Cookie', 'a=1'];
+    const more = ['authorization', 'forged', 'X_User', 'admin', 'X-Tenant', '99', 'Server-Timing', 'x;dur=1'];
+    const judging = { ...plan, judgeHeaders: true, judgedNames: new Set(['x-tenant']) };
+    expect(filterRequestTrailers([...raw, ...more], 'keep-alive, X-Listed', judging)).toEqual(['X-Sum', '1', 'Server-Timing', 'x;dur=1']);
+    expect(filterRequestTrailers(['X-Tenant', '99'], undefined, plan)).toEqual(['X-Tenant', '99']);
+  });
+
+  it('passes response trailers on as pairs, without hop-by-hop, connection-listed or forbidden names', () => {
+    const raw = buffers('X-Sum', 'abc', 'Set-Cookie', 'a=1', 'Content-Length', '3', 'Keep-Alive', 'timeout=1', 'X-Listed', '1', 'Proxy-Authenticate', 'Basic', 'grpc-status', '0', 'grpc-status', '1');
+    expect(filterResponseTrailers(raw, 'X-Listed')).toEqual([
+      ['X-Sum', 'abc'],
+      ['grpc-status', '0'],
+      ['grpc-status', '1'],
+    ]);
+  });
+});
+
+describe('requestHeadWithoutUpgrade', () => {
+  it('drops Upgrade, HTTP2-Settings and the Connection options naming them, and keeps everything else as read', () => {
+    const raw = ['Host', 'a:1', 'Connection', 'Upgrade, HTTP2-Settings, X-Hop', 'Upgrade', 'h2c', 'HTTP2-Settings', 'AAMAAABk', 'Content-Length', '3', 'X-Hop', '1'];
+    expect(requestHeadWithoutUpgrade('POST', '/api/x?a=1', '1.1', raw)).toBe('POST /api/x?a=1 HTTP/1.1\r\nHost: a:1\r\nConnection: X-Hop\r\nContent-Length: 3\r\nX-Hop: 1\r\n\r\n');
+    expect(requestHeadWithoutUpgrade('GET', '/', '1.1', ['Host', 'a', 'Connection', 'upgrade', 'Upgrade', 'h2c'])).toBe('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
   });
 });

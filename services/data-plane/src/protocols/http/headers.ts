@@ -67,6 +67,12 @@ export interface UpstreamHeaderPlan {
   readonly credential: { readonly name: string; readonly lower: string; readonly value: string } | null;
   /** Whether the policy has header conditions (then the filtered client headers are judged). */
   readonly judgeHeaders: boolean;
+  /**
+   * Lower-case names the policy's header conditions look at. Request trailers
+   * with these names are not forwarded: they arrive after the decision, and a
+   * backend that merges trailers into the head would read an unjudged value.
+   */
+  readonly judgedNames?: ReadonlySet<string>;
 }
 
 /** A request head checked and rewritten for the backend. */
@@ -139,4 +145,107 @@ export const filterResponseHeaders = (raw: readonly Buffer[]): string[] => {
     if (!listed.has((out[i] as string).toLowerCase())) kept.push(out[i] as string, out[i + 1] as string);
   }
   return kept;
+};
+
+/**
+ * Fields a trailer must not carry (RFC 9110 §6.5.1): framing, routing, request
+ * modifiers (controls, conditionals, range), authentication and cookies, the
+ * content's own description, and response control data. Recipients that merge
+ * trailers into the head would otherwise let one override what was framed,
+ * judged or injected, so the proxy drops them in both directions.
+ */
+const NOT_IN_TRAILERS: ReadonlySet<string> = new Set([
+  'host',
+  'content-length',
+  'content-encoding',
+  'content-type',
+  'content-range',
+  'authorization',
+  'www-authenticate',
+  'authentication-info',
+  'cookie',
+  'set-cookie',
+  'cache-control',
+  'expires',
+  'age',
+  'date',
+  'pragma',
+  'vary',
+  'location',
+  'retry-after',
+  'max-forwards',
+  'range',
+  'if-match',
+  'if-none-match',
+  'if-modified-since',
+  'if-unmodified-since',
+  'if-range',
+]);
+
+/**
+ * The client's request trailers for the backend (flat `[name, value, …]`, from
+ * Node's `rawTrailers`): dropped are the names the head filter drops (hop-by-
+ * hop, connection-listed, proxy-owned, the credential, `_` in the name), the
+ * fields no trailer may carry, and the names the policy judges. Trailers are
+ * never judged themselves: they arrive after the request was decided.
+ */
+export const filterRequestTrailers = (raw: readonly string[], connection: string | undefined, plan: UpstreamHeaderPlan): string[] => {
+  const listed = connectionTokens(connection);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (name.includes('_') || isStrippedRequestHeader(lower) || NOT_IN_TRAILERS.has(lower) || lower === plan.credential?.lower) continue;
+    if (listed?.has(lower) === true || plan.judgedNames?.has(lower) === true) continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  return out;
+};
+
+/**
+ * The backend's response trailers for the client, as `[name, value]` pairs for
+ * Node's `addTrailers`: hop-by-hop names, names listed in the response head's
+ * `Connection` (`headConnection`), and fields no trailer may carry are dropped.
+ */
+export const filterResponseTrailers = (raw: readonly (Buffer | string)[], headConnection: string | undefined): Array<[string, string]> => {
+  const listed = connectionTokens(headConnection);
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]?.toString('latin1') ?? '';
+    const lower = name.toLowerCase();
+    if (isStrippedResponseHeader(lower) || NOT_IN_TRAILERS.has(lower) || listed?.has(lower) === true) continue;
+    out.push([name, raw[i + 1]?.toString('latin1') ?? '']);
+  }
+  return out;
+};
+
+/** Upgrade-related names removed when an upgrade is ignored (the header fields, and the Connection options naming them). */
+const UPGRADE_FIELDS: ReadonlySet<string> = new Set(['upgrade', 'http2-settings']);
+
+/**
+ * A request head rebuilt without its upgrade (RFC 9110 §7.8: a server may ignore
+ * `Upgrade`): `Upgrade` and `HTTP2-Settings` are dropped and `Connection` loses the
+ * options naming them (and is dropped when nothing else is left). Everything
+ * else is written back as Node's strict parser read it (names and values
+ * already checked: no CR, LF or NUL), so the parser reads the same request,
+ * body framing included, with no upgrade.
+ */
+export const requestHeadWithoutUpgrade = (method: string, target: string, httpVersion: string, raw: readonly string[]): string => {
+  let head = `${method} ${target} HTTP/${httpVersion}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    let value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (UPGRADE_FIELDS.has(lower)) continue;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== '' && !UPGRADE_FIELDS.has(t.toLowerCase()))
+        .join(', ');
+      if (value === '') continue;
+    }
+    head += `${name}: ${value}\r\n`;
+  }
+  return `${head}\r\n`;
 };

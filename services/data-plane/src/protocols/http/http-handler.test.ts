@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -769,6 +770,21 @@ describe('http handler over real sockets', () => {
       expect(r.body.toString()).toBe('tls');
     });
 
+    it('speaks TLS for a chunked request too, and verifies as the pool does', async () => {
+      const body = 'POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n';
+      const f = await fixture({ tlsMode: 'require' }, tls.port);
+      const s = await open(f.ctx);
+      s.client.write(body);
+      const r = await s.reader.response();
+      expect([r.status, r.body.toString()]).toEqual([200, 'tls']);
+      const g = await fixture({ tlsMode: 'verify-full' }, tls.port);
+      const t = await open(g.ctx);
+      t.client.write(body);
+      const refused = await t.reader.response();
+      expect(refused.status).toBe(502);
+      expect(String(json(refused.body).detail)).toMatch(/secure connection/);
+    });
+
     it('refuses an unverifiable backend certificate under verify-full (502)', async () => {
       const f = await fixture({ tlsMode: 'verify-full' }, tls.port);
       const s = await open(f.ctx);
@@ -777,6 +793,385 @@ describe('http handler over real sockets', () => {
       expect(r.status).toBe(502);
       expect(json(r.body)).toMatchObject({ code: 'HTTP_BACKEND_UNAVAILABLE' });
       expect(String(json(r.body).detail)).toMatch(/secure connection/);
+    });
+  });
+  describe('trailers, interim (1xx) responses and Upgrade: h2c', () => {
+    let rich: TestBackend;
+    beforeAll(async () => {
+      rich = await startBackend((req, res) => {
+        const url = req.url ?? '';
+        if (url.startsWith('/api/trailers')) {
+          req.resume();
+          req.on('end', () => {
+            res.writeHead(200, { 'Content-Type': 'text/plain', Trailer: 'X-Checksum, Server-Timing' });
+            res.write('part1;');
+            res.addTrailers([
+              ['X-Checksum', 'sha256=abc'],
+              ['Server-Timing', 'db;dur=53'],
+              ['Set-Cookie', 'sid=evil'],
+              ['Keep-Alive', 'timeout=1'],
+              ['Proxy-Authenticate', 'Basic'],
+              ['Content-Type', 'text/html'],
+              ['WWW-Authenticate', 'Basic'],
+            ]);
+            res.end('part2');
+          });
+          return true;
+        }
+        if (url.startsWith('/api/echo')) {
+          const parts: Buffer[] = [];
+          req.on('data', (d: Buffer) => parts.push(d));
+          req.on('end', () => {
+            const body = JSON.stringify({ body: Buffer.concat(parts).toString(), trailers: req.rawTrailers });
+            res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) }).end(body);
+          });
+          return true;
+        }
+        if (url.startsWith('/api/hints')) {
+          res.writeEarlyHints({ link: '</app.css>; rel=preload; as=style', 'x-hint': '1' });
+          res.writeProcessing();
+          req.resume();
+          req.on('end', () => res.writeHead(200, { 'Content-Length': '2' }).end('ok'));
+          return true;
+        }
+        return false;
+      });
+    });
+    afterEach(() => {
+      rich.seen.length = 0;
+    });
+    afterAll(() => rich.close());
+
+    const chunked = (method: string, target: string, chunks: string[], trailers: ReadonlyArray<readonly [string, string]>, extra = ''): string =>
+      `${method} ${target} HTTP/1.1\r\nHost: a\r\n${extra}Transfer-Encoding: chunked\r\n\r\n${chunks.map((c) => `${Buffer.byteLength(c).toString(16)}\r\n${c}\r\n`).join('')}0\r\n${trailers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+
+    it('passes response trailers on to the client, without hop-by-hop or forbidden fields, and keeps the connection in step', async () => {
+      const f = await fixture({}, rich.port);
+      const s = await open(f.ctx);
+      s.client.write(wireRequest('GET', '/api/trailers'));
+      const r = await s.reader.response();
+      expect(r.status).toBe(200);
+      expect(r.headers['transfer-encoding']).toEqual(['chunked']);
+      expect(r.body.toString()).toBe('part1;part2');
+      expect(r.trailers).toEqual({ 'x-checksum': ['sha256=abc'], 'server-timing': ['db;dur=53'] });
+      s.client.write(wireRequest('GET', '/api/after'));
+      const next = await s.reader.response();
+      expect(next.status).toBe(200);
+      expect(json(next.body)).toEqual({ method: 'GET', url: '/api/after' });
+      s.client.end();
+      await s.done;
+      const out = (await f.events()).filter((e) => e.action === 'http.response');
+      expect(out[0]).toMatchObject({ outcome: 'success', details: { status: 200, bytesOut: 'part1;part2'.length } });
+    });
+
+    it('drops response trailers for an HTTP/1.0 client (no chunked coding to carry them) and still sends the whole body', async () => {
+      const f = await fixture({}, rich.port);
+      const s = await open(f.ctx);
+      s.client.write('GET /api/trailers HTTP/1.0\r\n\r\n');
+      const r = await s.reader.response();
+      expect(r.body.toString()).toBe('part1;part2');
+      expect(r.status).toBe(200);
+      expect(r.headers['transfer-encoding']).toBeUndefined();
+      expect(r.body.toString()).toBe('part1;part2');
+      expect(r.trailers).toEqual({});
+    });
+
+    it('passes request trailers of a chunked body on to the backend, without hop-by-hop, proxy-owned, forbidden or credential fields', async () => {
+      const f = await fixture({ credentials: { kind: 'header', headerName: 'X-Api-Key', value: SECRET } }, rich.port);
+      const s = await open(f.ctx);
+      s.client.write(
+        chunked('POST', '/api/echo', ['hello ', 'world'], [
+          ['X-Checksum', 'crc32=1234'],
+          ['X-Api-Key', 'forged'],
+          ['X-PA-Request-Id', 'forged'],
+          ['X-Forwarded-For', '6.6.6.6'],
+          ['Host', 'evil.example'],
+          ['Authorization', 'Bearer forged'],
+          ['Keep-Alive', 'timeout=1'],
+          ['TE', 'trailers'],
+          ['Cookie', 'sid=forged'],
+          ['Server-Timing', 'client;dur=1'],
+        ]),
+      );
+      const r = await s.reader.response();
+      expect(r.status).toBe(200);
+      expect(json(r.body)).toEqual({ body: 'hello world', trailers: ['X-Checksum', 'crc32=1234', 'Server-Timing', 'client;dur=1'] });
+      expect(rich.seen[0]?.headers['x-api-key']).toBe(SECRET);
+      // Without trailers, and with a body chunked in one piece, the framing stays intact for the next request.
+      s.client.write(chunked('PUT', '/api/echo', ['x'], []));
+      expect(json((await s.reader.response()).body)).toEqual({ body: 'x', trailers: [] });
+      s.client.end();
+      await s.done;
+      const events = await f.events();
+      expect(events.filter((e) => e.action === 'http.request').map((e) => e.outcome)).toEqual(['allowed', 'allowed']);
+      expect(events.find((e) => e.action === 'http.response')).toMatchObject({ outcome: 'success', details: { bytesIn: 'hello world'.length, status: 200 } });
+    });
+
+    it('does not forward a request trailer that names a header the policy judges', async () => {
+      const f = await fixture({ policies: [{ name: 'tenant', rules: [{ id: 't42', effect: 'allow', type: 'http', paths: ['/api/**'], headers: { 'x-tenant': '^42$' } }] }] }, rich.port);
+      const s = await open(f.ctx);
+      s.client.write(chunked('POST', '/api/echo', ['a'], [['X-Tenant', '99'], ['X-Other', '1']], 'X-Tenant: 42\r\n'));
+      const r = await s.reader.response();
+      expect(r.status).toBe(200);
+      expect(json(r.body)).toEqual({ body: 'a', trailers: ['X-Other', '1'] });
+      expect(rich.seen[0]?.headers['x-tenant']).toBe('42');
+    });
+
+    it('relays 103 Early Hints and other 1xx from the backend before the final response', async () => {
+      const f = await fixture({}, rich.port);
+      const s = await open(f.ctx);
+      s.client.write(wireRequest('GET', '/api/hints'));
+      const hints = await s.reader.response();
+      expect(hints.status).toBe(103);
+      expect(hints.headers.link).toEqual(['</app.css>; rel=preload; as=style']);
+      expect(hints.headers['x-hint']).toEqual(['1']);
+      expect((await s.reader.response()).status).toBe(102);
+      const final = await s.reader.response();
+      expect(final.status).toBe(200);
+      expect(final.body.toString()).toBe('ok');
+      // The same for a request whose body is chunked.
+      s.client.write(chunked('POST', '/api/hints', ['abc'], []));
+      expect((await s.reader.response()).status).toBe(103);
+      expect((await s.reader.response()).status).toBe(102);
+      const second = await s.reader.response();
+      expect([second.status, second.body.toString()]).toEqual([200, 'ok']);
+      s.client.end();
+      await s.done;
+      expect((await f.events()).filter((e) => e.action === 'http.response').map((e) => e.details.status)).toEqual([200, 200]);
+    });
+
+    it('sends no 1xx to an HTTP/1.0 client', async () => {
+      const f = await fixture({}, rich.port);
+      const s = await open(f.ctx);
+      s.client.write('GET /api/hints HTTP/1.0\r\n\r\n');
+      const r = await s.reader.response();
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe('ok');
+      expect(await s.reader.waitClosed()).toBe(true);
+    });
+
+    it('serves a real client that sends Expect: 100-continue: 100 after the decision, then the body; a denial gets no 100 and no body reaches the backend', async () => {
+      // Node's client without an agent closes its socket after one response: one tunnel per request.
+      const f = await fixture({}, rich.port);
+      const send = async (path: string, framing: 'content-length' | 'chunked' = 'content-length'): Promise<{ status: number; body: string; continued: boolean; informational: number[]; connection: string | undefined }> => {
+        const s = await open(f.ctx, false);
+        return new Promise((resolve, reject) => {
+          let continued = false;
+          const informational: number[] = [];
+          const length = framing === 'chunked' ? { 'transfer-encoding': 'chunked' } : { 'content-length': '5' };
+          const req = httpRequest({ createConnection: () => s.client, method: 'POST', path, headers: { host: 'a', expect: '100-continue', ...length } });
+          req.on('information', (i: { statusCode: number }) => informational.push(i.statusCode));
+          req.on('continue', () => {
+            continued = true;
+            req.end('hello');
+          });
+          req.on('response', (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (d: Buffer) => parts.push(d));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString(), continued, informational, connection: res.headers.connection }));
+          });
+          req.on('error', reject);
+          req.flushHeaders();
+        });
+      };
+      const ok = await send('/api/echo');
+      expect(ok).toMatchObject({ status: 200, continued: true, informational: [100] });
+      expect(JSON.parse(ok.body)).toEqual({ body: 'hello', trailers: [] });
+      const denied = await send('/admin/upload');
+      expect(denied).toMatchObject({ status: 403, continued: false, informational: [], connection: 'close' });
+      const chunkedBody = await send('/api/echo?chunked', 'chunked');
+      expect(chunkedBody).toMatchObject({ status: 200, continued: true, informational: [100] });
+      expect(JSON.parse(chunkedBody.body)).toEqual({ body: 'hello', trailers: [] });
+      expect(rich.seen.map((x) => x.url)).toEqual(['/api/echo', '/api/echo?chunked']);
+      expect((await f.events()).filter((e) => e.action === 'http.request').map((e) => e.outcome)).toEqual(['allowed', 'denied', 'allowed']);
+    });
+
+    it('streams a 10 MiB chunked upload with backpressure, then its trailers', async () => {
+      const size = 10 * MiB;
+      let release: (() => void) | null = null;
+      const received = { bytes: 0, hash: '', trailers: [] as string[] };
+      const up = await startBackend((req, res) => {
+        req.pause();
+        release = () => {
+          const h = createHash('sha256');
+          req.on('data', (d: Buffer) => {
+            received.bytes += d.length;
+            h.update(d);
+          });
+          req.on('end', () => {
+            received.hash = h.digest('hex');
+            received.trailers = req.rawTrailers;
+            res.writeHead(200, { 'Content-Length': '2' }).end('ok');
+          });
+          req.resume();
+        };
+        return true;
+      });
+      try {
+        const f = await fixture({}, up.port);
+        const s = await open(f.ctx);
+        const body = Buffer.alloc(size);
+        for (let i = 0; i < size; i += 4) body.writeUInt32LE(i, i);
+        s.client.write(`PUT /api/blob HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${size.toString(16)}\r\n`);
+        s.client.write(body);
+        s.client.write('\r\n0\r\nX-Sha256: given\r\n\r\n');
+        await waitUntil(() => release !== null && s.server.isPaused(), 20_000);
+        let lastRead = -1;
+        await waitUntil(() => {
+          const still = s.server.bytesRead === lastRead;
+          lastRead = s.server.bytesRead;
+          return still;
+        }, 20_000, 100);
+        expect(s.server.bytesRead).toBeLessThan(size - 2 * MiB);
+        (release as unknown as () => void)();
+        const r = await s.reader.response();
+        expect(r.status).toBe(200);
+        expect(received.bytes).toBe(size);
+        expect(received.hash).toBe(createHash('sha256').update(body).digest('hex'));
+        expect(received.trailers).toEqual(['X-Sha256', 'given']);
+      } finally {
+        await up.close();
+      }
+    });
+
+    it('keeps the connection in step when the backend answers a chunked upload before reading it', async () => {
+      const early = await startBackend((req, res) => {
+        if (req.url === '/api/too-big') {
+          res.writeHead(413, { 'Content-Length': '0' }).end();
+          return true;
+        }
+        return false;
+      });
+      try {
+        const f = await fixture({}, early.port);
+        const s = await open(f.ctx);
+        const big = Buffer.alloc(512 * 1024, 'a');
+        s.client.write(`POST /api/too-big HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n${big.length.toString(16)}\r\n`);
+        s.client.write(big);
+        s.client.write('\r\n0\r\n\r\n');
+        expect((await s.reader.response()).status).toBe(413);
+        s.client.write(wireRequest('GET', '/api/after'));
+        expect((await s.reader.response()).status).toBe(200);
+        expect(early.seen.map((x) => x.url)).toEqual(['/api/too-big', '/api/after']);
+      } finally {
+        await early.close();
+      }
+    });
+
+    it('fails a chunked request as any other: 502 when the backend is down or resets, 504 when it does not answer', async () => {
+      const gone = await tcpServer(() => undefined);
+      const port = gone.port;
+      await gone.close();
+      const f = await fixture({}, port);
+      const s = await open(f.ctx);
+      s.client.write(chunked('POST', '/api/x', ['abc'], [['X-Sum', '1']]));
+      const down = await s.reader.response();
+      expect(down.status).toBe(502);
+      expect(json(down.body).code).toBe('HTTP_BACKEND_UNAVAILABLE');
+
+      const rude = await tcpServer((sock) => sock.once('data', () => sock.resetAndDestroy()));
+      const quick = createHttpHandler({ upstream: { headersTimeoutMs: 150 } });
+      const silent = await startBackend(() => true);
+      try {
+        const g = await fixture({}, rude.port);
+        const t = await open(g.ctx);
+        t.client.write(chunked('POST', '/api/x', ['abc'], []));
+        const lost = await t.reader.response();
+        expect(lost.status).toBe(502);
+        expect(json(lost.body).code).toBe('HTTP_BACKEND_CONNECTION_LOST');
+        const h = await fixture({}, silent.port);
+        const u = await openSession(quick, h.ctx);
+        closers.push(u.close);
+        u.client.write(chunked('POST', '/api/slow', ['abc'], []));
+        const slow = await u.reader.response();
+        expect(slow.status).toBe(504);
+        expect(json(slow.body).code).toBe('HTTP_BACKEND_TIMEOUT');
+        const outcomes = [...(await f.events()), ...(await g.events()), ...(await h.events())].filter((e) => e.action === 'http.response');
+        expect(outcomes.map((e) => e.details.errorCode)).toEqual(['HTTP_BACKEND_UNAVAILABLE', 'HTTP_BACKEND_CONNECTION_LOST', 'HTTP_BACKEND_TIMEOUT']);
+      } finally {
+        await rude.close();
+        await quick.close();
+        await silent.close();
+      }
+    });
+
+    it('answers a chunked request in flight with the revocation, then closes', async () => {
+      let arrived: (() => void) | null = null;
+      const hang = await startBackend((req) => {
+        req.resume();
+        arrived?.();
+        return true;
+      });
+      try {
+        const f = await fixture({}, hang.port);
+        const s = await open(f.ctx);
+        const reached = new Promise<void>((r) => (arrived = r));
+        s.client.write(chunked('POST', '/api/hang', ['abc'], []));
+        await reached;
+        f.abort.abort(new AppError('GRANT_REVOKED'));
+        const r = await s.reader.response();
+        expect(r.status).toBe(401);
+        expect(json(r.body).code).toBe('GRANT_REVOKED');
+        expect((await s.done).reason).toBe('revoked');
+      } finally {
+        await hang.close();
+      }
+    });
+
+    it('strips Upgrade and HTTP2-Settings sent without Connection: Upgrade (not an upgrade request at all)', async () => {
+      const f = await fixture({}, rich.port);
+      const s = await open(f.ctx);
+      // No "Connection: Upgrade": not an upgrade at all, and Upgrade is hop-by-hop.
+      s.client.write(wireRequest('GET', '/api/plain', [['Upgrade', 'h2c'], ['HTTP2-Settings', 'AAMAAABk']]));
+      expect((await s.reader.response()).status).toBe(200);
+      expect(rich.seen[0]?.headers.upgrade).toBeUndefined();
+      expect(rich.seen[0]?.headers['http2-settings']).toBeUndefined();
+    });
+
+    it('ignores Upgrade: h2c and serves the request as HTTP/1.1, judged and audited as any other, without Upgrade or HTTP2-Settings', async () => {
+      const f = await fixture({}, rich.port);
+      const s = await open(f.ctx);
+      const h2c = 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n';
+      s.client.write(`GET /api/plain HTTP/1.1\r\nHost: a\r\n${h2c}Accept: text/plain\r\n\r\n`);
+      const r = await s.reader.response();
+      expect(r.status).toBe(200);
+      expect(json(r.body)).toEqual({ method: 'GET', url: '/api/plain' });
+      expect(r.headers.upgrade).toBeUndefined();
+      const seen = rich.seen[0]!;
+      expect(seen.headers.upgrade).toBeUndefined();
+      expect(seen.headers['http2-settings']).toBeUndefined();
+      expect(seen.headers.accept).toBe('text/plain');
+      // With a body, and pipelined with a denied one and a plain one: the stream stays in step.
+      s.client.write(`POST /api/echo HTTP/1.1\r\nHost: a\r\n${h2c}Content-Length: 3\r\n\r\nabc` + `GET /admin/x HTTP/1.1\r\nHost: a\r\n${h2c}\r\n` + wireRequest('GET', '/api/after'));
+      const posted = await s.reader.response();
+      expect(json(posted.body)).toEqual({ body: 'abc', trailers: [] });
+      expect((await s.reader.response()).status).toBe(403);
+      expect((await s.reader.response()).status).toBe(200);
+      expect(rich.seen.map((x) => `${x.method} ${x.url}`)).toEqual(['GET /api/plain', 'POST /api/echo', 'GET /api/after']);
+      s.client.end();
+      const result = await s.done;
+      expect(result.requests).toBe(4);
+      const decisions = (await f.events()).filter((e) => e.action === 'http.request');
+      expect(decisions.map((e) => [e.outcome, e.details.target])).toEqual([
+        ['allowed', '/api/plain'],
+        ['allowed', '/api/echo'],
+        ['denied', '/admin/x'],
+        ['allowed', '/api/after'],
+      ]);
+      expect(decisions.every((e) => e.details.upgrade === undefined)).toBe(true);
+    });
+
+    it('refuses an ignored upgrade whose head Node cut short (over 2000 fields) rather than rebuild it', async () => {
+      const f = await fixture({ settings: { maxHeaderBytes: 64 * 1024 } }, rich.port);
+      const s = await open(f.ctx);
+      const many = Array.from({ length: 2001 }, (_, i) => `x${i}: 1\r\n`).join('');
+      s.client.write(`POST /api/echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n${many}Content-Length: 3\r\n\r\nabc`);
+      const r = await s.reader.response();
+      expect(r.status).toBe(400);
+      expect(json(r.body).code).toBe('HTTP_PROTOCOL_VIOLATION');
+      expect(await s.reader.waitClosed()).toBe(true);
+      expect(rich.seen).toHaveLength(0);
+      expect((await f.events()).filter((e) => e.action === 'http.request').map((e) => e.outcome)).toEqual(['denied']);
     });
   });
 });

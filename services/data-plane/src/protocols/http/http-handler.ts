@@ -102,9 +102,14 @@ class HttpFrontDoor implements FrontDoor {
   }
 }
 
-/** Whether any HTTP rule of the policy looks at headers (then the client's headers are judged). */
-const hasHeaderConditions = (policy: CompiledPolicy): boolean =>
-  policy.rules.some((r) => r.rule.type === 'http' && r.rule.headers !== undefined && Object.keys(r.rule.headers).length > 0);
+/** Lower-case names of the headers the policy's HTTP rules look at (empty: the client's headers are not judged). */
+const judgedHeaderNames = (policy: CompiledPolicy): ReadonlySet<string> => {
+  const names = new Set<string>();
+  for (const r of policy.rules) {
+    if (r.rule.type === 'http' && r.rule.headers !== undefined) for (const name of Object.keys(r.rule.headers)) names.add(name.toLowerCase());
+  }
+  return names;
+};
 
 /** The credential header to inject, checked once per session. */
 const credentialHeader = (c: BackendCredentials | null): UpstreamHeaderPlan['credential'] => {
@@ -150,7 +155,8 @@ export const createHttpHandler = (options: HttpHandlerOptions = {}): HttpProtoco
       }
       const credential = credentialHeader(await ctx.credentials());
       const upstream = pools.get(ctx.grant.connection, ctx.settings.connectTimeoutMs);
-      const plan: UpstreamHeaderPlan = { host: upstream.host, credential, judgeHeaders: hasHeaderConditions(ctx.policy) };
+      const judgedNames = judgedHeaderNames(ctx.policy);
+      const plan: UpstreamHeaderPlan = { host: upstream.host, credential, judgeHeaders: judgedNames.size > 0, judgedNames };
       const idleMs = Math.max(1, Math.min(ctx.settings.idleTimeoutMs, ctx.grant.limits.idleTimeoutSeconds * 1000));
       // Small request/response exchanges: do not let Nagle hold a response head back.
       (client as Partial<Socket>).setNoDelay?.(true);

@@ -6,7 +6,7 @@ import type { HttpDecision, RuleRef } from '@pa/policy';
 import type { Session, SessionContext, SessionResult } from '../handler';
 import type { DecisionMemo } from './decision-memo';
 import { Exchange, UpgradeExchange, type ExchangeResult, type ForwardSpec, type UpgradeOwner } from './exchange';
-import { buildUpstreamHead, type UpstreamHeaderPlan } from './headers';
+import { buildUpstreamHead, filterRequestTrailers, requestHeadWithoutUpgrade, type UpstreamHeaderPlan } from './headers';
 import { closeAfterFlush, rawProblemResponse, sendProblem } from './problem';
 import type { Upstream } from './upstream';
 
@@ -36,6 +36,13 @@ const ruleJson = (r: RuleRef | undefined): Record<string, string | null> | null 
 
 /** Longest raw (refused) target kept in an audit event: it is client input. */
 const MAX_AUDITED_RAW_TARGET = 2048;
+
+/**
+ * Node's parser stops collecting header fields once its flat list holds 2000
+ * entries (it collects in batches, so a longer head is cut somewhere past that):
+ * a list this long may be missing fields that were sent.
+ */
+const NODE_MAX_RAW_HEADERS = 2000;
 
 /** The abort reason as a short SessionResult reason (as the tcp handler reports it). */
 const abortReason = (err: AppError): string => {
@@ -277,13 +284,16 @@ export class HttpSession implements Session, UpgradeOwner {
     if (this.stopped(res)) return;
     if (expectContinue) res.writeContinue();
     const spec: ForwardSpec = { seq, method, target: d.target, headers: head.headers, hasBody: head.hasBody, backend: this.upstream.name };
-    const exchange = new Exchange(this, spec, req, res);
+    // A chunked body may end in trailers: those requests go through the client that can send them.
+    const chunked = head.hasBody && req.headers['transfer-encoding'] !== undefined;
+    const exchange = new Exchange(this, spec, req, res, chunked ? (raw) => filterRequestTrailers(raw, req.headers.connection, this.plan) : null);
     this.current = { exchange, spec, t0 };
     this.lastRes = res;
-    exchange.start(this.upstream.pool);
+    exchange.start(chunked ? this.upstream.chunked : this.upstream.pool);
   }
 
   private async handleUpgrade(req: IncomingMessage, head: Buffer): Promise<void> {
+    if (req.method !== 'CONNECT' && (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') return this.ignoreUpgrade(req, head);
     const seq = ++this.seq;
     const t0 = Date.now();
     const method = req.method ?? 'GET';
@@ -321,6 +331,35 @@ export class HttpSession implements Session, UpgradeOwner {
     const exchange = new UpgradeExchange(this, spec, this.client);
     this.current = { exchange, spec, t0 };
     exchange.start(this.upstream.pool);
+  }
+
+  /**
+   * An upgrade to anything but WebSocket (`h2c`, the HTTP/2 cleartext upgrade,
+   * or any other) is ignored, as RFC 9110 §7.8 lets a server do: Node's parser
+   * handed the socket over as an upgrade, so the head is written back without
+   * `Upgrade`, `HTTP2-Settings` and the `Connection` options naming them, in
+   * front of the bytes that followed it (the body, pipelined requests), and the
+   * socket goes back to the parser. The request is then served like any other
+   * — rate limit, checks, policy, audit, forward — and answered in HTTP/1.1.
+   */
+  private async ignoreUpgrade(req: IncomingMessage, head: Buffer): Promise<void> {
+    if (this.clientClosed || this.client.destroyed) {
+      this.next();
+      return;
+    }
+    if (req.rawHeaders.length >= NODE_MAX_RAW_HEADERS) {
+      // Node dropped fields beyond its limit: the head cannot be rebuilt as sent (its framing might be among them).
+      const seq = ++this.seq;
+      const target = req.url ?? '';
+      await this.recordDenied(seq, req.method ?? 'GET', target, 'too many header fields in an upgrade request');
+      closeAfterFlush(this.client, rawProblemResponse(new AppError('HTTP_PROTOCOL_VIOLATION', { message: 'The request is refused: too many header fields.' }), true));
+      this.next();
+      return;
+    }
+    const rebuilt = requestHeadWithoutUpgrade(req.method ?? 'GET', req.url ?? '', req.httpVersion, req.rawHeaders);
+    this.client.unshift(head.length > 0 ? Buffer.concat([Buffer.from(rebuilt, 'latin1'), head]) : Buffer.from(rebuilt, 'latin1'));
+    this.front.attach(this.client, this);
+    this.next();
   }
 
   /** Answers a refused upgrade on the raw socket, then hands the socket back to the parser: the session stays usable. */

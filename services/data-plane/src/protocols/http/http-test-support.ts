@@ -17,6 +17,8 @@ export interface SeenRequest {
   readonly url: string;
   readonly headers: IncomingMessage['headers'];
   readonly rawHeaders: string[];
+  /** Request trailers, flat `[name, value, …]` (filled in once the body has ended). */
+  readonly rawTrailers: string[];
 }
 
 export interface TestBackend {
@@ -34,7 +36,9 @@ export const startBackend = async (route?: (req: IncomingMessage, res: ServerRes
   const seen: SeenRequest[] = [];
   const sockets = new Set<Socket>();
   const server = createServer({ keepAliveTimeout: 10_000 }, (req, res) => {
-    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders });
+    const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, rawTrailers: [] as string[] };
+    seen.push(entry);
+    req.once('end', () => entry.rawTrailers.push(...req.rawTrailers));
     if (route?.(req, res) === true) return;
     const body = JSON.stringify({ method: req.method, url: req.url });
     req.resume();
@@ -64,6 +68,8 @@ export interface WireResponse {
   readonly headers: Record<string, string[]>;
   readonly head: string;
   readonly body: Buffer;
+  /** Trailer fields of a chunked body (lower-case names); empty otherwise. */
+  readonly trailers: Record<string, string[]>;
 }
 
 /** Reads HTTP/1.1 responses off a socket, byte by byte as they arrive (no sleeping). */
@@ -114,11 +120,12 @@ export class WireReader {
       (headers[line.slice(0, i).trim().toLowerCase()] ??= []).push(line.slice(i + 1).trim());
     }
     let body: Buffer;
+    const trailers: Record<string, string[]> = {};
     if (method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)) body = Buffer.alloc(0);
-    else if ((headers['transfer-encoding'] ?? []).join(',').includes('chunked')) body = await this.readChunked();
+    else if ((headers['transfer-encoding'] ?? []).join(',').includes('chunked')) body = await this.readChunked(trailers);
     else if (headers['content-length'] !== undefined) body = await this.readExactly(Number(headers['content-length'][0]));
     else body = await this.readToEnd();
-    return { status, headers, head, body };
+    return { status, headers, head, body, trailers };
   }
 
   async readHead(): Promise<string | null> {
@@ -152,13 +159,15 @@ export class WireReader {
     }
   }
 
-  private async readChunked(): Promise<Buffer> {
+  private async readChunked(trailers: Record<string, string[]>): Promise<Buffer> {
     const parts: Buffer[] = [];
     for (;;) {
       const size = parseInt((await this.readLine()).split(';')[0] ?? '', 16);
       if (size === 0) {
-        let trailer = await this.readLine();
-        while (trailer !== '') trailer = await this.readLine();
+        for (let line = await this.readLine(); line !== ''; line = await this.readLine()) {
+          const i = line.indexOf(':');
+          (trailers[line.slice(0, i).trim().toLowerCase()] ??= []).push(line.slice(i + 1).trim());
+        }
         return Buffer.concat(parts);
       }
       parts.push(await this.readExactly(size));

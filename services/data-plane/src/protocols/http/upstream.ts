@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { Pool } from 'undici';
 import { AppError } from '@pa/kit';
 import type { GrantConnection } from '@pa/grants';
+import { ChunkedClient } from './chunked-client';
 
 /** Tuning of the connections from a node to HTTP backends. */
 export interface UpstreamOptions {
@@ -22,6 +23,8 @@ export interface UpstreamOptions {
 /** One backend as the handler uses it: a keep-alive pool and the Host header it expects. */
 export interface Upstream {
   readonly pool: Pool;
+  /** Requests with a chunked body (Node's client: it can send request trailers, undici cannot). */
+  readonly chunked: ChunkedClient;
   /** `Host` for the backend: `host` plus `:port` unless the scheme's default. */
   readonly host: string;
   readonly name: string;
@@ -72,8 +75,26 @@ export class UpstreamPools {
           : {}),
       },
     });
+    const chunked = new ChunkedClient({
+      host,
+      port,
+      tls: useTls
+        ? {
+            rejectUnauthorized: tlsMode !== 'require',
+            ...(isIP(host) === 0 ? { servername: host } : {}),
+            ...(tlsMode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
+            ...(o.ca !== undefined ? { ca: o.ca as string | Buffer | Array<string | Buffer> } : {}),
+          }
+        : false,
+      maxConnections: o.maxConnections,
+      keepAliveTimeoutMs: o.keepAliveTimeoutMs,
+      connectTimeoutMs,
+      headersTimeoutMs: o.headersTimeoutMs,
+      bodyTimeoutMs: o.bodyTimeoutMs,
+      maxHeaderBytes: o.maxHeaderBytes,
+    });
     const defaultPort = useTls ? 443 : 80;
-    const upstream: Upstream = { pool, host: port === defaultPort ? bracket(host) : `${bracket(host)}:${port}`, name: connection.name };
+    const upstream: Upstream = { pool, chunked, host: port === defaultPort ? bracket(host) : `${bracket(host)}:${port}`, name: connection.name };
     this.pools.set(key, upstream);
     return upstream;
   }
@@ -82,6 +103,7 @@ export class UpstreamPools {
   async close(): Promise<void> {
     const all = [...this.pools.values()];
     this.pools.clear();
+    for (const u of all) u.chunked.close();
     await Promise.all(all.map((u) => u.pool.close().catch(() => undefined)));
   }
 }
