@@ -20,7 +20,8 @@
 #              the topology rules (health conditions, ports, volumes, node ids);
 #              `docker compose config` when Docker is present
 #   helm       helm lint --strict; helm template with default values, 3 data-plane
-#              replicas, autoscaling, a Redis Secret and no admin password; what the
+#              replicas, autoscaling, a Redis Secret and no admin password, and TLS
+#              (gRPC, mutual TLS, tunnels) from Secrets; what the
 #              manifests must hold (probes, securityContext, no literal secrets);
 #              every object against the Kubernetes schemas (kubernetes-models) and
 #              for unknown fields (kubernetes-types + tsc); kubeconform when present
@@ -369,6 +370,16 @@ if (mode === 'models') {
   if (want.hpa) need(byKind('HorizontalPodAutoscaler').length === 1 && dp?.spec.replicas === undefined, 'an HPA and no fixed replicas');
   if (want.redisSecret) need(dp?.spec.template.spec.containers[0].env.some((e) => e.name === 'REDIS_URL' && e.valueFrom?.secretKeyRef) && !cm('data-plane').REDIS_URL, 'REDIS_URL from the Secret');
   if (want.noAdminPassword) need(!JSON.stringify(cp).includes('PA_ADMIN_PASSWORD'), 'no admin password reference');
+  if (want.tls) {
+    const envOf = (d) => Object.fromEntries((d?.spec.template.spec.containers[0].env ?? []).map((e) => [e.name, e.value]));
+    const mounted = (d, secret) => d?.spec.template.spec.volumes.some((v) => v.projected?.sources?.some((s) => s.secret?.name === secret));
+    const cpEnv = envOf(cp);
+    const dpEnv = envOf(dp);
+    need(cpEnv.PA_GRPC_TLS_CERT_FILE && cpEnv.PA_GRPC_TLS_KEY_FILE && cpEnv.PA_GRPC_TLS_NODE_CA_FILE, 'control plane: gRPC certificate, key and node CA files');
+    need(dpEnv.PA_CONTROL_PLANE_TLS === 'true' && dpEnv.PA_CONTROL_PLANE_TLS_CA_FILE && dpEnv.PA_CONTROL_PLANE_TLS_CERT_FILE && dpEnv.PA_CONTROL_PLANE_TLS_KEY_FILE, 'data plane: control-plane CA and client certificate files');
+    need(dpEnv.PA_TUNNEL_TLS_CERT_FILE && dpEnv.PA_TUNNEL_TLS_KEY_FILE && cm('data-plane').PA_TUNNEL_PUBLIC_URL?.startsWith('https://'), 'data plane: tunnel certificate and an https:// tunnel URL');
+    for (const [d, secrets] of [[cp, want.tls.cp], [dp, want.tls.dp]]) for (const name of secrets) need(mounted(d, name), `Secret ${name} mounted as files`);
+  }
 }
 if (problems.length) { console.error(problems.join('\n')); process.exit(1); }
 console.log(`${docs.length} objects`);
@@ -473,8 +484,9 @@ if [ -n "$HELM" ]; then
     [replicas3]='{"replicas":3}|--set dataPlane.replicaCount=3'
     [autoscaling]='{"hpa":true}|--set dataPlane.autoscaling.enabled=true'
     [redis-secret]='{"redisSecret":true,"noAdminPassword":true}|--set redis.existingSecret=redis-auth --set secrets.adminPassword.enabled=false --set controlPlane.replicaCount=2'
+    [tls]='{"replicas":2,"tls":{"cp":["pa-grpc-tls","pa-node-ca"],"dp":["pa-grpc-ca","pa-node-client","pa-tunnel-tls"]}}|--set tls.grpc.secretName=pa-grpc-tls --set tls.grpc.ca.secretName=pa-grpc-ca --set tls.grpc.nodeCa.secretName=pa-node-ca --set tls.grpc.nodeClientSecretName=pa-node-client --set tls.tunnel.secretName=pa-tunnel-tls'
   )
-  for name in default replicas3 autoscaling redis-secret; do
+  for name in default replicas3 autoscaling redis-secret tls; do
     expect="${CASES[$name]%%|*}"
     read -r -a args <<<"${CASES[$name]#*|}"
     if out="$(render "${args[@]}" 2>&1)"; then
@@ -491,6 +503,7 @@ if [ -n "$HELM" ]; then
   tool_module kubernetes-models || skip "Kubernetes schema validation (kubernetes-models not in $TOOLS: run with --install-tools)"
   has kubeconform || skip "kubeconform (not installed)"
   if out="$(render --set redis.url= 2>&1)"; then fail "helm template refuses several nodes without Redis" "rendered without redis.url"; else pass "helm template refuses several nodes without Redis"; fi
+  if out="$(render --set tls.grpc.secretName=pa-grpc-tls --set tls.grpc.nodeCa.secretName=pa-node-ca 2>&1)"; then fail "helm template refuses mutual TLS without the nodes' client certificate" "rendered without tls.grpc.nodeClientSecretName"; else pass "helm template refuses mutual TLS without the nodes' client certificate"; fi
 else
   skip "helm lint / template (no helm: install it, set HELM_BIN, or run with --install-tools)"
 fi

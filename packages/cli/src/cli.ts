@@ -19,6 +19,7 @@ export const CLI_VERSION = '0.1.0';
 /** Flags every command accepts. */
 export const GLOBAL_FLAGS: readonly FlagSpec[] = [
   { name: 'context', type: 'string', valueName: 'NAME', description: 'Use this context instead of the current one (login: store the login under this name)' },
+  { name: 'ca-file', type: 'string', valueName: 'FILE', description: 'Also trust the CAs in this PEM file for TLS (control plane and nodes); login: remember it for the context' },
 ];
 
 const completionCommand: CommandSpec<CommandContext> = {
@@ -64,6 +65,8 @@ export const runCli = async (argv: readonly string[], deps: CliDeps): Promise<Ex
     const parsed = parseCommandLine(rootCommand, argv, GLOBAL_FLAGS);
     const override = parsed.input.string('context');
     if (override !== undefined) ctx.contextOverride = override;
+    const caFile = parsed.input.string('ca-file');
+    if (caFile !== undefined) ctx.caFileOverride = caFile;
     if (parsed.wantsHelp || !parsed.command.run) {
       ctx.out(formatHelp(parsed.path, GLOBAL_FLAGS));
       return EXIT.OK;

@@ -1,4 +1,7 @@
+import { resolve } from 'node:path';
 import { AuthSession } from './api/auth-session';
+import { RestClient } from './api/rest-client';
+import { Trust } from './api/trust';
 import type { Config } from './config';
 import { CliError, EXIT } from './errors';
 import type { InputStream } from './prompt';
@@ -39,6 +42,8 @@ export class CommandContext {
   readonly shutdown: AbortSignal;
   /** `--context NAME`, if given. */
   contextOverride: string | undefined;
+  /** `--ca-file FILE`, if given. */
+  caFileOverride: string | undefined;
 
   constructor(deps: CliDeps) {
     this.io = deps.io;
@@ -78,9 +83,27 @@ export class CommandContext {
     return { name, context };
   }
 
+  /** The absolute path of the CA file `--ca-file` names, if given. */
+  caFileFlag(): string | undefined {
+    return this.caFileOverride ? resolve(this.caFileOverride) : undefined;
+  }
+
+  /**
+   * The CAs to trust: the built-in ones plus one CA file, taken from
+   * `--ca-file`, else PA_CA_FILE, else the context's (`pa login --ca-file`).
+   */
+  trust(contextCaFile?: string): Trust {
+    const flag = this.caFileFlag();
+    if (flag) return Trust.fromFile(flag, '--ca-file');
+    if (this.config.caFile) return Trust.fromFile(this.config.caFile, 'PA_CA_FILE');
+    if (contextCaFile) return Trust.fromFile(contextCaFile, 'context');
+    return Trust.system();
+  }
+
   /** The logged-in session of the selected context (tokens refreshed as needed). */
   session(): AuthSession {
     const { name, context } = this.requireContext();
-    return new AuthSession(this.store, name, context, this.now);
+    const trust = this.trust(context.caFile);
+    return new AuthSession(this.store, name, context, this.now, new RestClient(context.server, { fetch: trust.fetch }), trust);
   }
 }

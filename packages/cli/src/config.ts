@@ -22,13 +22,15 @@ export const configSchema = z.strictObject({
   context: z.string().min(1).optional(),
   /** Print stack traces of unexpected errors. */
   debug: z.boolean().default(false),
+  /** A CA file (PEM) to trust besides the built-in CAs, for every TLS connection (like `--ca-file`). */
+  caFile: z.string().min(1).optional(),
 });
 
 export type Config = z.output<typeof configSchema>;
 
 /**
  * Reads the environment (the only place in the CLI that does): `PA_CONFIG_DIR`, else `$XDG_CONFIG_HOME/port-authorizing`,
- * else `~/.config/port-authorizing`; `PA_SERVER`, `PA_CONTEXT`, `PA_DEBUG`.
+ * else `~/.config/port-authorizing`; `PA_SERVER`, `PA_CONTEXT`, `PA_DEBUG`, `PA_CA_FILE`.
  */
 export const loadConfig = (env: Env = process.env): Readonly<Config> => {
   const home = env.HOME || homedir();
@@ -41,6 +43,7 @@ export const loadConfig = (env: Env = process.env): Readonly<Config> => {
     configDir,
     ...(env.PA_SERVER ? { defaultServer: env.PA_SERVER } : {}),
     ...(env.PA_CONTEXT ? { context: env.PA_CONTEXT } : {}),
+    ...(env.PA_CA_FILE ? { caFile: resolve(env.PA_CA_FILE) } : {}),
     debug: env.PA_DEBUG === '1' || env.PA_DEBUG === 'true',
   });
   if (!parsed.success) {

@@ -61,6 +61,8 @@ export const ERROR_CODES = {
   AUTH_THROTTLED: spec(429, GRPC.RESOURCE_EXHAUSTED, '53400', true, 'Too many login attempts; try again later.'),
   AUTH_REGISTRATION_DISABLED: spec(403, GRPC.PERMISSION_DENIED, '42501', false, 'Self-registration is disabled.'),
   AUTH_PASSWORD_MISMATCH: spec(400, GRPC.INVALID_ARGUMENT, '28P01', false, 'The current password is not correct.'),
+  AUTH_CLIENT_CERT_REQUIRED: spec(401, GRPC.UNAUTHENTICATED, '28000', false, 'A client certificate signed by the trusted CA is required.'),
+  AUTH_CLIENT_CERT_MISMATCH: spec(403, GRPC.PERMISSION_DENIED, '28000', false, 'The client certificate does not name this identity.'),
 
   // Authorisation
   PERMISSION_DENIED: spec(403, GRPC.PERMISSION_DENIED, '42501', false, 'You do not have permission to do this.'),
@@ -115,6 +117,8 @@ export const ERROR_CODES = {
   // Audit spool (data plane): refuse rather than run unaudited
   AUDIT_SPOOL_FULL: spec(503, GRPC.RESOURCE_EXHAUSTED, '58000', true, 'The audit trail cannot take more events now; the request was refused rather than run unaudited.'),
   AUDIT_UNAVAILABLE: spec(503, GRPC.UNAVAILABLE, '58000', true, 'The audit trail cannot be written now; the request was refused rather than run unaudited.'),
+  // Audit ingestion (control plane): a node may only ship its own events
+  AUDIT_NODE_MISMATCH: spec(403, GRPC.PERMISSION_DENIED, '42501', false, 'The audit event names another node than the one that sent it.'),
 
   // Limits and dependencies
   RATE_LIMITED: spec(429, GRPC.RESOURCE_EXHAUSTED, '53400', true, 'Too many requests; try again later.'),

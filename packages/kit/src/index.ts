@@ -6,3 +6,4 @@ export { createLogger, createNullLogger, createCaptureLogger, redact, REDACTED, 
 export { newId, ID_PATTERN } from './ids';
 export { stopOnSignals } from './lifecycle';
 export { dialableHost } from './net';
+export { TlsFileReader, tlsFailureOf, probeTls, TLS_FAILURE_TEXT, type TlsFileRef, type KeyPair, type TlsFailure, type TlsFailureKind, type TlsProbeOptions } from './tls';

@@ -1,10 +1,6 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type AppError } from '@pa/kit';
-import { freePort, startThrowawayPostgres, testDatabaseUrl, type ThrowawayPostgres } from '@pa/testing';
+import { createTestPki, freePort, startThrowawayPostgres, testDatabaseUrl, type ThrowawayPostgres } from '@pa/testing';
 import { Client } from 'pg';
 import { type BackendMessage } from 'pg-protocol/dist/messages';
 import { sendCancel } from './cancel';
@@ -14,31 +10,23 @@ import * as frontend from './frontend-builders';
 
 // --- helpers -----------------------------------------------------------------
 
-interface TestPki {
+interface PkiPems {
   readonly ca: string;
   readonly otherCa: string;
   readonly cert: string;
   readonly key: string;
 }
 
-/** A test CA, a server certificate for "localhost" signed by it, and an unrelated CA (openssl CLI). */
-const makePki = (): TestPki => {
-  const dir = mkdtempSync(join(tmpdir(), 'pa-pki-'));
+/** A test CA, a server certificate for "localhost" signed by it, and an unrelated CA (the shared test PKI). */
+const makePki = (): PkiPems => {
+  const pki = createTestPki();
   try {
-    const run = (...args: string[]): void => {
-      execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    };
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    const caExt = ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'];
-    run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=pa test CA', ...caExt);
-    run('req', '-x509', ...ec, '-keyout', 'other.key', '-out', 'other.crt', '-days', '2', '-subj', '/CN=pa other CA', ...caExt);
-    run('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-    writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-    run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'ext.cnf');
-    const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
-    return { ca: read('ca.crt'), otherCa: read('other.crt'), cert: read('server.crt'), key: read('server.key') };
+    const ca = pki.ca('pa test CA');
+    const other = pki.ca('pa other CA');
+    const server = pki.issue(ca, 'localhost');
+    return { ca: ca.cert, otherCa: other.cert, cert: server.cert, key: server.key };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    pki.cleanup();
   }
 };
 
@@ -109,7 +97,7 @@ const users = [
   { name: 'alice', password: 'correct horse' },
   { name: 'bård', password: 'pässwörd\u00a0ﬁ' }, // non-ASCII: exercises SASLprep on both sides
 ];
-let pki: TestPki;
+let pki: PkiPems;
 let scram: ThrowawayPostgres;
 let md5: ThrowawayPostgres;
 let cleartext: ThrowawayPostgres;

@@ -3,6 +3,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 /**
  * A TCP relay in front of a server (Redis, PostgreSQL…) that a test controls: `freeze`
  * holds every byte in both directions (Redis "hangs": connected, silent),
+ * `freezeReplies` holds only what the server sends back (requests still
+ * arrive and are acted on, their answers wait: a reply lost on the way),
  * `thaw` delivers what was held, `cut` drops every connection and stops
  * listening (Redis "down": connection refused), `restore` listens again on the
  * same port. Supports only what these tests need; buffers are small by nature.
@@ -11,6 +13,7 @@ export interface FaultProxy {
   readonly port: number;
   readonly url: string;
   freeze(): void;
+  freezeReplies(): void;
   thaw(): void;
   cut(): Promise<void>;
   restore(): Promise<void>;
@@ -29,13 +32,14 @@ export const startFaultProxy = async (targetUrl: string): Promise<FaultProxy> =>
   const targetPort = Number(target.port || 6379);
   const pipes = new Set<Pipe>();
   let isFrozen = false;
+  let repliesFrozen = false;
 
   const onConnection = (client: Socket): void => {
     const upstream = connect({ host: target.hostname, port: targetPort });
     const pipe: Pipe = { client, upstream, held: [] };
     pipes.add(pipe);
     const forward = (to: Socket) => (data: Buffer) => {
-      if (isFrozen) pipe.held.push({ to, data });
+      if (isFrozen || (repliesFrozen && to === client)) pipe.held.push({ to, data });
       else to.write(data);
     };
     client.on('data', forward(upstream));
@@ -80,8 +84,12 @@ export const startFaultProxy = async (targetUrl: string): Promise<FaultProxy> =>
     freeze: () => {
       isFrozen = true;
     },
+    freezeReplies: () => {
+      repliesFrozen = true;
+    },
     thaw: () => {
       isFrozen = false;
+      repliesFrozen = false;
       for (const pipe of pipes) for (const { to, data } of pipe.held.splice(0)) to.write(data);
     },
     cut: stop,

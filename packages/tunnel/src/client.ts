@@ -22,8 +22,8 @@ export interface OpenTunnelOptions {
   grant: string;
   clientLabel?: string;
   timeoutMs?: number;
-  /** TLS: a CA bundle to trust for `https` nodes. */
-  ca?: string | Buffer;
+  /** TLS: the CAs to trust for `https` nodes (replaces Node's default list); Node's default when absent. */
+  ca?: string | Buffer | ReadonlyArray<string | Buffer>;
 }
 
 export interface OpenTunnel {
@@ -52,7 +52,7 @@ export const openTunnel = (options: OpenTunnelOptions): Promise<OpenTunnel> =>
         Authorization: `Bearer ${options.grant}`,
         ...(options.clientLabel ? { [CLIENT_LABEL_HEADER]: options.clientLabel } : {}),
       },
-      ...(options.ca ? { ca: options.ca } : {}),
+      ...(options.ca ? { ca: options.ca as string | Buffer | Array<string | Buffer> } : {}),
       agent: false,
     });
     const timer = setTimeout(() => {

@@ -34,7 +34,7 @@ export const allRoutes = (cp: ControlPlane): RouteSpec<never, never, never>[] =>
     ...settingsRoutes(cp.settings),
     ...keyRoutes({ access: cp.accessKeys, grant: cp.grantKeys, 'node-encryption': cp.nodeKeys }, cp.audit, () => cp.onKeysRotated()),
     ...grantRoutes(cp.grants, cp.nodes),
-    ...infoRoutes(() => ({ version: API_VERSION, grpc: { url: cp.grpcAddress, tls: false } })),
+    ...infoRoutes(() => ({ version: API_VERSION, grpc: { url: cp.grpcAddress, tls: cp.config.grpc.publicTls ?? Boolean(cp.config.grpc.tls.certFile) } })),
   ] as unknown as RouteSpec<never, never, never>[];
 
 const bearer = (req: Request): string => {

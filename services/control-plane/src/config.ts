@@ -32,6 +32,28 @@ export const configSchema = z
         port: envPort.default(9090),
         /** Address clients and nodes dial (host:port); defaults to the listener's. */
         publicAddress: z.string().min(1).optional(),
+        /**
+         * Whether clients dial the public address with TLS (told to the CLI by
+         * `GET /api/v1/info`). Defaults to whether this listener serves TLS; set it
+         * when a TLS-terminating proxy sits in front of a plaintext listener.
+         */
+        publicTls: envBool.optional(),
+        /** Native TLS on the gRPC listener (files, PEM). Both services share the port. */
+        tls: z
+          .strictObject({
+            /** Server certificate (chain, leaf first) and its unencrypted key. */
+            certFile: z.string().min(1).optional(),
+            keyFile: z.string().min(1).optional(),
+            /**
+             * CA that signs data-plane nodes' client certificates. When set,
+             * NodeService requires one (mutual TLS) in addition to the node token;
+             * GrantService (users) still needs no client certificate.
+             */
+            nodeCaFile: z.string().min(1).optional(),
+            /** Require a node's certificate to name its node id (CN or a DNS SAN). */
+            bindNodeId: envBool.default(false),
+          })
+          .prefault({}),
       })
       .prefault({}),
     grants: z
@@ -104,6 +126,12 @@ export const configSchema = z
       .prefault({}),
   })
   .superRefine((cfg, ctx) => {
+    const tls = cfg.grpc.tls;
+    const tlsIssue = (key: keyof typeof tls, message: string) => ctx.addIssue({ code: 'custom', path: ['grpc', 'tls', key], message });
+    if (tls.certFile && !tls.keyFile) tlsIssue('keyFile', 'PA_GRPC_TLS_KEY_FILE is required with PA_GRPC_TLS_CERT_FILE');
+    if (tls.keyFile && !tls.certFile) tlsIssue('certFile', 'PA_GRPC_TLS_CERT_FILE is required with PA_GRPC_TLS_KEY_FILE');
+    if (tls.nodeCaFile && !tls.certFile) tlsIssue('certFile', 'mutual TLS (PA_GRPC_TLS_NODE_CA_FILE) needs the listener\'s own PA_GRPC_TLS_CERT_FILE and PA_GRPC_TLS_KEY_FILE');
+    if (tls.bindNodeId && !tls.nodeCaFile) tlsIssue('nodeCaFile', 'PA_GRPC_TLS_BIND_NODE_ID needs PA_GRPC_TLS_NODE_CA_FILE (node client certificates)');
     if (cfg.environment !== 'production') return;
     if (cfg.auth.bcryptCost < 12) {
       ctx.addIssue({ code: 'custom', path: ['auth', 'bcryptCost'], message: 'must be at least 12 in production' });
@@ -134,6 +162,11 @@ const ENV_MAP: Record<string, string> = {
   PA_GRPC_HOST: 'grpc.host',
   PA_GRPC_PORT: 'grpc.port',
   PA_GRPC_PUBLIC_ADDRESS: 'grpc.publicAddress',
+  PA_GRPC_PUBLIC_TLS: 'grpc.publicTls',
+  PA_GRPC_TLS_CERT_FILE: 'grpc.tls.certFile',
+  PA_GRPC_TLS_KEY_FILE: 'grpc.tls.keyFile',
+  PA_GRPC_TLS_NODE_CA_FILE: 'grpc.tls.nodeCaFile',
+  PA_GRPC_TLS_BIND_NODE_ID: 'grpc.tls.bindNodeId',
   PA_GRANT_TTL: 'grants.defaultTtlSeconds',
   PA_GRANT_MAX_CONNECTIONS: 'grants.maxConnectionsPerSession',
   PA_GRANT_IDLE_TIMEOUT: 'grants.idleTimeoutSeconds',

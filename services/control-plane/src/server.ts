@@ -14,6 +14,7 @@ import { createDatabase } from './db/pool';
 import { bootstrapAdmin, type BootstrapResult } from './domain/bootstrap';
 import { validatePolicyDocument } from './domain/policies/validate';
 import { createGrpcServer } from './grpc/server';
+import { loadGrpcTls } from './grpc/tls';
 import { buildControlPlane, type ControlPlane } from './services';
 
 export interface RunningControlPlane {
@@ -64,6 +65,13 @@ export interface StartOptions {
 export const startControlPlane = async (config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningControlPlane> => {
   const stops: Array<() => Promise<void>> = [];
   try {
+    // TLS files first: a missing or mismatched file stops the start before anything else runs.
+    const grpcTls = loadGrpcTls(config.grpc.tls);
+    if (!grpcTls && !config.grpc.publicTls && config.environment === 'production') {
+      logger.warn('The gRPC listener serves without TLS: grants and node traffic travel in clear unless a TLS proxy fronts it.', {
+        hint: 'set PA_GRPC_TLS_CERT_FILE and PA_GRPC_TLS_KEY_FILE (or PA_GRPC_PUBLIC_TLS=true behind a TLS-terminating proxy)',
+      });
+    }
     let databaseUrl = config.database.url;
     const embedded = !databaseUrl;
     if (!databaseUrl) {
@@ -100,7 +108,7 @@ export const startControlPlane = async (config: Config, logger: Logger, options:
     const cp = buildControlPlane({ config, logger, db, box, validatePolicy: validatePolicyDocument, revocations: state.revocations, ...(redis ? { redis } : {}), ...(options.clock ? { clock: options.clock } : {}) });
     await cp.init();
     const nodeToken = config.nodes.token ?? nodeTokenFromFile(join(resolve(config.dataDir), 'node-token'));
-    const grpc = createGrpcServer(cp, { nodeToken });
+    const grpc = createGrpcServer(cp, { nodeToken, tls: grpcTls });
     const grpcPort = await grpc.listen(config.grpc.host, config.grpc.port);
     stops.push(() => grpc.close());
     const grpcHost = dialableHost(config.grpc.host);
@@ -122,7 +130,7 @@ export const startControlPlane = async (config: Config, logger: Logger, options:
         }),
     );
     const host = dialableHost(config.http.host);
-    logger.info('Control plane listening.', { url: `http://${host}:${port}`, grpc: cp.grpcAddress, embeddedDatabase: embedded });
+    logger.info('Control plane listening.', { url: `http://${host}:${port}`, grpc: cp.grpcAddress, grpcTls: grpcTls ? (grpcTls.nodeCa ? 'mutual' : 'server') : 'off', embeddedDatabase: embedded });
     return {
       cp,
       url: `http://${host}:${port}`,

@@ -41,7 +41,7 @@ describe('loadConfig', () => {
     expect(c.dataDir).toBe('./.data');
     expect(c.logLevel).toBe('info');
     expect(c.http).toEqual({ host: '127.0.0.1', port: 8080, trustProxy: 0, bodyLimitBytes: 1_048_576 });
-    expect(c.grpc).toEqual({ host: '127.0.0.1', port: 9090 });
+    expect(c.grpc).toEqual({ host: '127.0.0.1', port: 9090, tls: { bindNodeId: false } });
     expect(c.database).toEqual({ poolSize: 10, migrateOnStart: true });
     expect(c.database.url).toBeUndefined();
     expect(c.redis).toEqual({ keyPrefix: 'pa:' });
@@ -179,6 +179,30 @@ describe('loadConfig', () => {
   it('refuses a malformed master key, reporting its index', () => {
     const err = configError(() => loadConfig({ PA_MASTER_KEY: `${masterKey()},k2:tooshort` }));
     expect(err.details.map((d) => d.path)).toEqual(['secrets.masterKeys.1']);
+  });
+
+  describe('gRPC TLS', () => {
+    it('reads the listener certificate, key, node CA and binding from the environment', () => {
+      const c = loadConfig({ PA_GRPC_TLS_CERT_FILE: '/tls/cp.crt', PA_GRPC_TLS_KEY_FILE: '/tls/cp.key', PA_GRPC_TLS_NODE_CA_FILE: '/tls/nodes-ca.crt', PA_GRPC_TLS_BIND_NODE_ID: 'true', PA_GRPC_PUBLIC_TLS: 'true' });
+      expect(c.grpc.tls).toEqual({ certFile: '/tls/cp.crt', keyFile: '/tls/cp.key', nodeCaFile: '/tls/nodes-ca.crt', bindNodeId: true });
+      expect(c.grpc.publicTls).toBe(true);
+    });
+
+    it('takes the file paths from the YAML file too (they are paths, not secrets)', () => {
+      const c = loadConfig({ PA_CONFIG: file('grpc:\n  tls:\n    certFile: /tls/cp.crt\n    keyFile: /tls/cp.key\n') });
+      expect(c.grpc.tls).toMatchObject({ certFile: '/tls/cp.crt', keyFile: '/tls/cp.key' });
+    });
+
+    it.each([
+      ['a certificate without its key', { PA_GRPC_TLS_CERT_FILE: '/tls/cp.crt' }, 'grpc.tls.keyFile', /PA_GRPC_TLS_KEY_FILE is required with PA_GRPC_TLS_CERT_FILE/],
+      ['a key without its certificate', { PA_GRPC_TLS_KEY_FILE: '/tls/cp.key' }, 'grpc.tls.certFile', /PA_GRPC_TLS_CERT_FILE is required/],
+      ['a node CA without server TLS', { PA_GRPC_TLS_NODE_CA_FILE: '/tls/ca.crt' }, 'grpc.tls.certFile', /mutual TLS/],
+      ['node-id binding without a node CA', { PA_GRPC_TLS_CERT_FILE: '/a', PA_GRPC_TLS_KEY_FILE: '/b', PA_GRPC_TLS_BIND_NODE_ID: 'true' }, 'grpc.tls.nodeCaFile', /needs PA_GRPC_TLS_NODE_CA_FILE/],
+    ])('refuses %s, naming the setting', (_what, env, path, message) => {
+      const err = configError(() => loadConfig(env));
+      expect(err.details.map((d) => d.path)).toEqual([path]);
+      expect(err.message).toMatch(message);
+    });
   });
 
   describe('production', () => {

@@ -2,7 +2,7 @@ import { status } from '@grpc/grpc-js';
 import { AuditAckStatus, AuditOutcome, Protocol, dateFromTimestamp, timestampFromDate, type AuditEvent, type KeySet } from '@pa/contracts';
 import { KeyStore } from '@pa/grants';
 import { newId } from '@pa/kit';
-import { auditRows, createConnection, userWithToken } from './fixtures';
+import { auditRows, auditRowsAddedBy, createConnection, userWithToken } from './fixtures';
 import { grpcFailure, nextKeySet, nextKeySetWhere, nodeClient, type NodeSpec } from './grpc-client';
 import { bearer, createHarness, startGrpc, type GrpcHarness, type Harness } from './harness';
 
@@ -272,6 +272,42 @@ describe('gRPC NodeService', () => {
       expect(res.acks.map((a) => a.status)).toEqual([...bad.map(() => AuditAckStatus.REJECTED), AuditAckStatus.STORED]);
       expect(await rowsById(bad.map((e) => e.eventId as string))).toHaveLength(0);
       expect(await rowsById([good.eventId as string])).toHaveLength(1);
+    });
+
+    it('refuses, one by one, events that name another node than the sender, stores its own, and reports the attempt once', async () => {
+      const own = event({ connectionId, action: 'tunnel.open', nodeId: 'nod_sender' });
+      const own2 = event({ connectionId, nodeId: 'nod_sender' });
+      const forged = [event({ nodeId: 'nod_victim' }), event({ nodeId: 'nod_victim', action: 'tunnel.open' }), event({ nodeId: '' })];
+      const { result: res, rows: reports } = await auditRowsAddedBy(h, 'node.audit_mismatch', () =>
+        nodeClient(g).ingest({ nodeId: 'nod_sender', events: [forged[0]!, own, forged[1]!, forged[2]!, own2] }),
+      );
+      expect(res.acks.map((a) => [a.eventId, a.status, a.errorCode])).toEqual([
+        [forged[0]?.eventId, AuditAckStatus.REJECTED, 'AUDIT_NODE_MISMATCH'],
+        [own.eventId, AuditAckStatus.STORED, ''],
+        [forged[1]?.eventId, AuditAckStatus.REJECTED, 'AUDIT_NODE_MISMATCH'],
+        [forged[2]?.eventId, AuditAckStatus.REJECTED, 'AUDIT_NODE_MISMATCH'],
+        [own2.eventId, AuditAckStatus.STORED, ''],
+      ]);
+      expect(res.acks[0]?.errorMessage).toMatch(/names node "nod_victim", but it was sent by node "nod_sender"/);
+      expect(await rowsById(forged.map((e) => e.eventId as string))).toHaveLength(0);
+      const stored = await h.db.query<{ node_id: string }>('SELECT node_id FROM audit_events WHERE id = ANY($1)', [[own.eventId, own2.eventId]]);
+      expect(stored.rows.map((r) => r.node_id)).toEqual(['nod_sender', 'nod_sender']);
+      // Once per batch, on the sending node: how many, which ids they claimed.
+      expect(reports).toHaveLength(1);
+      expect(reports[0]).toMatchObject({ outcome: 'denied', node_id: 'nod_sender', target_type: 'node', target_id: 'nod_sender' });
+      expect(reports[0]?.details).toMatchObject({ events: 3, claimedNodeIds: ['nod_victim', ''], eventIds: forged.map((e) => e.eventId), errorCode: 'AUDIT_NODE_MISMATCH' });
+      expect(h.logs.filter((l) => l.includes('Audit events naming another node were refused.'))).toHaveLength(1);
+      // A batch with nothing foreign reports nothing.
+      const clean = await auditRowsAddedBy(h, 'node.audit_mismatch', () => nodeClient(g).ingest({ nodeId: 'nod_sender', events: [event({ connectionId, nodeId: 'nod_sender' })] }));
+      expect(clean.result.acks.map((a) => a.status)).toEqual([AuditAckStatus.STORED]);
+      expect(clean.rows).toHaveLength(0);
+    });
+
+    it('refuses a batch that does not say which node sent it, and stores none of it', async () => {
+      const e = event({ connectionId, nodeId: '' });
+      const f = await grpcFailure(nodeClient(g).ingest({ nodeId: '', events: [e] }));
+      expect([f.code, f.errorCode]).toEqual([status.INVALID_ARGUMENT, 'VALIDATION_FAILED']);
+      expect(await rowsById([e.eventId as string])).toHaveLength(0);
     });
 
     it('makes ingested events searchable by connection and action', async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import supertest from 'supertest';
 import type { Express } from 'express';
 import { createCaptureLogger, type Logger } from '@pa/kit';
@@ -14,6 +14,7 @@ import { createDatabase, type Database } from '../src/db/pool';
 import { bootstrapAdmin } from '../src/domain/bootstrap';
 import { validatePolicyDocument } from '../src/domain/policies/validate';
 import { createGrpcServer } from '../src/grpc/server';
+import type { GrpcTls } from '../src/grpc/tls';
 import { buildControlPlane, type ControlPlane } from '../src/services';
 
 /** A clock tests can move. */
@@ -133,18 +134,22 @@ export interface GrpcHarness {
 
 /**
  * Starts the gRPC server for `h` on 127.0.0.1:0, wired like server.ts does
- * (`grpcAddress`, key-rotation broadcasts). Clients and server are closed by
+ * (`grpcAddress`, key-rotation broadcasts), with TLS when `tls` is given (the
+ * clients then dial with `credentials`). Clients and server are closed by
  * `h.close()`.
  */
-export const startGrpc = async (h: Harness, options: { nodeToken?: string; keyPollMs?: number } = {}): Promise<GrpcHarness> => {
+export const startGrpc = async (
+  h: Harness,
+  options: { nodeToken?: string; keyPollMs?: number; tls?: GrpcTls | null; credentials?: ChannelCredentials } = {},
+): Promise<GrpcHarness> => {
   const nodeToken = options.nodeToken ?? randomBytes(32).toString('base64url');
-  const server = createGrpcServer(h.cp, { nodeToken, ...(options.keyPollMs ? { keyPollMs: options.keyPollMs } : {}) });
+  const server = createGrpcServer(h.cp, { nodeToken, ...(options.keyPollMs ? { keyPollMs: options.keyPollMs } : {}), ...(options.tls ? { tls: options.tls } : {}) });
   const port = await server.listen('127.0.0.1', 0);
   const address = `127.0.0.1:${port}`;
   h.cp.grpcAddress = address;
   h.cp.onKeysRotated = server.broadcastKeys;
-  const grants = new GrantServiceClient(address, credentials.createInsecure());
-  const nodes = new NodeServiceClient(address, credentials.createInsecure());
+  const grants = new GrantServiceClient(address, options.credentials ?? credentials.createInsecure());
+  const nodes = new NodeServiceClient(address, options.credentials ?? credentials.createInsecure());
   h.defer(async () => {
     grants.close();
     nodes.close();

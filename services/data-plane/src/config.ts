@@ -1,11 +1,12 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { AppError, envPort, parseConfig, readSecret, setPath, type Env } from '@pa/kit';
+import { AppError, envBool, envPort, mergeDeep, parseConfig, readSecret, setPath, type Env } from '@pa/kit';
 
 /**
  * Data-plane node configuration, from the environment (validated at start-up,
  * every problem reported at once). Secrets (the node token) come only from
- * PA_NODE_TOKEN or PA_NODE_TOKEN_FILE.
+ * PA_NODE_TOKEN or PA_NODE_TOKEN_FILE; TLS keys only from the files named here
+ * (read when the node starts, see `loadNodeTls`).
  */
 export const configSchema = z.strictObject({
   environment: z.enum(['development', 'test', 'production']).default('development'),
@@ -21,6 +22,13 @@ export const configSchema = z.strictObject({
       handshakeTimeoutMs: z.coerce.number().int().min(100).default(10_000),
       /** Most tunnels this node holds open at once. */
       maxTunnels: z.coerce.number().int().min(1).default(10_000),
+      /** Native TLS on the tunnel listener (files, PEM): HTTPS, and an https:// URL advertised by default. */
+      tls: z
+        .strictObject({
+          certFile: z.string().min(1).optional(),
+          keyFile: z.string().min(1).optional(),
+        })
+        .prefault({}),
     })
     .prefault({}),
   admin: z
@@ -37,6 +45,20 @@ export const configSchema = z.strictObject({
       token: z.string().min(32).optional(),
       /** `iss` the grants carry (the control plane's issuer). */
       issuer: z.string().min(1).default('port-authorizing'),
+      /** TLS to the control plane's gRPC listener. */
+      tls: z
+        .strictObject({
+          /** Dial with TLS; on when any file below is set, off otherwise. */
+          enabled: envBool.optional(),
+          /** CA bundle that signs the control plane's certificate; the system's CAs when absent. */
+          caFile: z.string().min(1).optional(),
+          /** Client certificate and key, for a control plane that requires mutual TLS from nodes. */
+          certFile: z.string().min(1).optional(),
+          keyFile: z.string().min(1).optional(),
+          /** Name to verify the control plane's certificate against (and SNI), when it differs from the dialled host. */
+          serverName: z.string().min(1).optional(),
+        })
+        .prefault({}),
     })
     .prefault({}),
   redis: z
@@ -62,9 +84,36 @@ export const configSchema = z.strictObject({
   audit: z
     .strictObject({
       spoolCapacityBytes: z.coerce.number().int().min(65_536).default(256 * 1024 * 1024),
+      /**
+       * `written` (default): a decision record is written to the spool file
+       * before the action it allows, and fdatasync'd in a group right after
+       * (survives the node process dying; a power loss can take the last
+       * group). `durable`: the action also waits for that fdatasync.
+       */
+      durability: z.enum(['written', 'durable']).default('written'),
+      /**
+       * How long the spool gathers appends before one fdatasync covers them
+       * (default 10 ms with `written` durability, where nothing waits for it;
+       * 2 ms with `durable`, where every action does).
+       */
+      groupCommitMs: z.coerce.number().int().min(0).max(1000).optional(),
     })
     .prefault({}),
   drainTimeoutSeconds: z.coerce.number().int().min(0).max(3600).default(30),
+}).superRefine((cfg, ctx) => {
+  const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  const t = cfg.tunnel.tls;
+  if (t.certFile && !t.keyFile) issue(['tunnel', 'tls', 'keyFile'], 'PA_TUNNEL_TLS_KEY_FILE is required with PA_TUNNEL_TLS_CERT_FILE');
+  if (t.keyFile && !t.certFile) issue(['tunnel', 'tls', 'certFile'], 'PA_TUNNEL_TLS_CERT_FILE is required with PA_TUNNEL_TLS_KEY_FILE');
+  if (t.certFile && cfg.tunnel.publicUrl?.startsWith('http://')) {
+    issue(['tunnel', 'publicUrl'], 'the tunnel listener serves HTTPS (PA_TUNNEL_TLS_CERT_FILE): PA_TUNNEL_PUBLIC_URL must be an https:// URL');
+  }
+  const c = cfg.controlPlane.tls;
+  if (c.certFile && !c.keyFile) issue(['controlPlane', 'tls', 'keyFile'], 'PA_CONTROL_PLANE_TLS_KEY_FILE is required with PA_CONTROL_PLANE_TLS_CERT_FILE');
+  if (c.keyFile && !c.certFile) issue(['controlPlane', 'tls', 'certFile'], 'PA_CONTROL_PLANE_TLS_CERT_FILE is required with PA_CONTROL_PLANE_TLS_KEY_FILE');
+  if (c.enabled === false && (c.caFile || c.certFile || c.serverName)) {
+    issue(['controlPlane', 'tls', 'enabled'], 'PA_CONTROL_PLANE_TLS is false, but TLS files or a server name are set for the control plane');
+  }
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -79,10 +128,17 @@ const ENV_MAP: Record<string, string> = {
   PA_TUNNEL_PORT: 'tunnel.port',
   PA_TUNNEL_PUBLIC_URL: 'tunnel.publicUrl',
   PA_MAX_TUNNELS: 'tunnel.maxTunnels',
+  PA_TUNNEL_TLS_CERT_FILE: 'tunnel.tls.certFile',
+  PA_TUNNEL_TLS_KEY_FILE: 'tunnel.tls.keyFile',
   PA_ADMIN_HOST: 'admin.host',
   PA_ADMIN_PORT: 'admin.port',
   PA_CONTROL_PLANE_GRPC: 'controlPlane.grpcAddress',
   PA_ISSUER: 'controlPlane.issuer',
+  PA_CONTROL_PLANE_TLS: 'controlPlane.tls.enabled',
+  PA_CONTROL_PLANE_TLS_CA_FILE: 'controlPlane.tls.caFile',
+  PA_CONTROL_PLANE_TLS_CERT_FILE: 'controlPlane.tls.certFile',
+  PA_CONTROL_PLANE_TLS_KEY_FILE: 'controlPlane.tls.keyFile',
+  PA_CONTROL_PLANE_TLS_SERVER_NAME: 'controlPlane.tls.serverName',
   REDIS_URL: 'redis.url',
   PA_REDIS_PREFIX: 'redis.keyPrefix',
   PA_REDIS_TIMEOUT_MS: 'redis.timeoutMs',
@@ -92,6 +148,8 @@ const ENV_MAP: Record<string, string> = {
   PA_IDLE_TIMEOUT: 'limits.idleTimeoutSeconds',
   PA_CONNECT_TIMEOUT_MS: 'limits.connectTimeoutMs',
   PA_AUDIT_SPOOL_BYTES: 'audit.spoolCapacityBytes',
+  PA_AUDIT_DURABILITY: 'audit.durability',
+  PA_AUDIT_GROUP_COMMIT_MS: 'audit.groupCommitMs',
   PA_DRAIN_TIMEOUT: 'drainTimeoutSeconds',
 };
 
@@ -104,13 +162,7 @@ export const loadConfig = (env: Env = process.env, overrides: ConfigInput = {}):
   }
   const token = readSecret(env, 'PA_NODE_TOKEN');
   if (token !== undefined) setPath(fromEnv, 'controlPlane.token', token);
-  const merged = { ...fromEnv, ...overrides } as Record<string, unknown>;
-  for (const key of ['tunnel', 'admin', 'controlPlane', 'redis', 'limits', 'audit'] as const) {
-    if (fromEnv[key] && (overrides as Record<string, unknown>)[key]) {
-      merged[key] = { ...(fromEnv[key] as object), ...((overrides as Record<string, unknown>)[key] as object) };
-    }
-  }
-  return parseConfig(configSchema, merged);
+  return parseConfig(configSchema, mergeDeep(fromEnv, overrides as Record<string, unknown>));
 };
 
 /** The node id: configured, or derived from the host name and tunnel port. */

@@ -1,4 +1,4 @@
-import { credentials, Metadata, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, Metadata, status as GrpcStatus, type ChannelCredentials, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import {
   AuditOutcome,
   NodeServiceClient,
@@ -11,8 +11,9 @@ import {
   type WatchKeysResponse,
 } from '@pa/contracts';
 import { KeyStore } from '@pa/grants';
-import type { Logger } from '@pa/kit';
+import { probeTls, TLS_FAILURE_TEXT, type Logger, type TlsFailureKind } from '@pa/kit';
 import type { AuditEvent, AuditTransport } from './audit';
+import type { ControlPlaneTls } from './tls';
 
 const PROTOCOL_WIRE: Record<string, Protocol> = { postgres: Protocol.POSTGRES, http: Protocol.HTTP, tcp: Protocol.TCP };
 const OUTCOME_WIRE: Record<string, AuditOutcome> = {
@@ -54,7 +55,23 @@ export interface ControlPlaneClientOptions {
   logger: Logger;
   /** Called with every key set received (initial and rotations). */
   onKeys: (keys: KeyStore, set: KeySet) => void;
+  /** TLS to the control plane; plaintext when absent. */
+  tls?: ControlPlaneTls | null;
 }
+
+/** What the operator should do about each TLS failure talking to the control plane. */
+const TLS_HINTS: Record<TlsFailureKind, string> = {
+  untrusted: "set PA_CONTROL_PLANE_TLS_CA_FILE to the CA that signed the control plane's certificate",
+  'name-mismatch': 'set PA_CONTROL_PLANE_TLS_SERVER_NAME to a name the certificate carries, or dial that name in PA_CONTROL_PLANE_GRPC',
+  expired: "renew the control plane's certificate (or check this machine's clock)",
+  'not-tls': 'the control plane serves plaintext on this port: give it PA_GRPC_TLS_CERT_FILE and PA_GRPC_TLS_KEY_FILE, or turn TLS off here (PA_CONTROL_PLANE_TLS=false)',
+};
+
+/** Refusals of this node by the control plane that need a person (token, client certificate). */
+const NODE_AUTH_CODES = new Set(['AUTH_REQUIRED', 'AUTH_TOKEN_INVALID', 'AUTH_CLIENT_CERT_REQUIRED', 'AUTH_CLIENT_CERT_MISMATCH']);
+
+const channelCredentials = (tls: ControlPlaneTls | null | undefined): ChannelCredentials =>
+  tls ? credentials.createSsl(tls.ca, tls.keyPair?.key ?? null, tls.keyPair?.cert ?? null) : credentials.createInsecure();
 
 const call = <T>(fn: (cb: (err: Error | null, res?: T) => void) => void): Promise<T> =>
   new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res as T))));
@@ -74,14 +91,54 @@ export class ControlPlaneClient implements AuditTransport {
   private closed = false;
   private heartbeatSeconds = 10;
   private watchBackoffMs = 500;
+  /** The last connection problem explained in the log (each is explained once until it clears). */
+  private explained: string | null = null;
   connected = false;
 
   constructor(private readonly o: ControlPlaneClientOptions) {
-    this.client = new NodeServiceClient(o.address, credentials.createInsecure(), {
+    this.client = new NodeServiceClient(o.address, channelCredentials(o.tls), {
       'grpc.keepalive_time_ms': 30_000,
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
+      ...(o.tls?.serverName ? { 'grpc.ssl_target_name_override': o.tls.serverName } : {}),
     });
     this.md.set('authorization', `Bearer ${o.token}`);
+  }
+
+  /**
+   * Says, once per cause, why the control plane cannot be used when a person
+   * must act: it refused this node (token, client certificate), or TLS failed.
+   * grpc-js reports TLS failures only as text ("No connection established"),
+   * so a TLS failure is found by one handshake of our own ({@link probeTls}).
+   */
+  private async explain(err: unknown): Promise<void> {
+    const e = err as Partial<ServiceError>;
+    const code = String(e.metadata?.get('pa-error-code')[0] ?? '');
+    if (NODE_AUTH_CODES.has(code)) {
+      if (this.explained === code) return;
+      this.explained = code;
+      this.o.logger.error('The control plane refused this node.', { address: this.o.address, code, reason: e.details ?? '' });
+      return;
+    }
+    if (e.code !== GrpcStatus.UNAVAILABLE) return;
+    const tls = this.o.tls;
+    const probe = await probeTls({
+      address: this.o.address,
+      ...(tls?.ca ? { ca: tls.ca } : {}),
+      ...(tls?.keyPair ? { cert: tls.keyPair.cert, key: tls.keyPair.key } : {}),
+      ...(tls?.serverName ? { servername: tls.serverName } : {}),
+      verify: Boolean(tls),
+    });
+    if (probe === null) return;
+    if (probe === 'ok') {
+      // Plaintext configured, but the control plane completes a TLS handshake.
+      if (tls || this.explained === 'speaks-tls') return;
+      this.explained = 'speaks-tls';
+      this.o.logger.error('The control plane serves TLS, but this node dials it in plaintext.', { address: this.o.address, hint: 'set PA_CONTROL_PLANE_TLS=true (and PA_CONTROL_PLANE_TLS_CA_FILE for a private CA)' });
+      return;
+    }
+    if (!tls || this.explained === probe.code) return;
+    this.explained = probe.code;
+    this.o.logger.error('TLS with the control plane failed.', { address: this.o.address, code: probe.code, reason: TLS_FAILURE_TEXT[probe.kind], hint: TLS_HINTS[probe.kind] });
   }
 
   start(): void {
@@ -94,10 +151,12 @@ export class ControlPlaneClient implements AuditTransport {
       const res = await call<{ heartbeatIntervalSeconds: number }>((cb) => this.client.registerNode({ node: this.o.node() }, this.md, cb));
       this.heartbeatSeconds = res.heartbeatIntervalSeconds || 10;
       this.connected = true;
-      this.o.logger.info('Registered with the control plane.', { address: this.o.address });
+      this.explained = null;
+      this.o.logger.info('Registered with the control plane.', { address: this.o.address, tls: Boolean(this.o.tls) });
     } catch (err) {
       this.connected = false;
       this.o.logger.warn('Control plane registration failed; retrying.', { err: (err as Error).message });
+      await this.explain(err);
     }
     this.scheduleHeartbeat();
   }
@@ -113,9 +172,11 @@ export class ControlPlaneClient implements AuditTransport {
       const res = await call<{ heartbeatIntervalSeconds: number }>((cb) => this.client.heartbeat({ node: this.o.node(), load: this.o.load() }, this.md, cb));
       this.heartbeatSeconds = res.heartbeatIntervalSeconds || this.heartbeatSeconds;
       this.connected = true;
+      this.explained = null;
     } catch (err) {
       this.connected = false;
       this.o.logger.warn('Heartbeat to the control plane failed.', { err: (err as Error).message });
+      await this.explain(err);
     }
     this.scheduleHeartbeat();
   }

@@ -14,6 +14,7 @@ import { ControlPlaneClient } from './control-plane-client';
 import { LiveSessions } from './listeners/live-sessions';
 import { createTunnelListener } from './listeners/tunnel-listener';
 import { createMetrics } from './metrics';
+import { loadNodeTls, warnAboutPlaintext } from './tls';
 import type { ProtocolHandler, ProtocolName } from './protocols/handler';
 import { PROTOCOL_HANDLERS } from './protocols/registry';
 
@@ -57,6 +58,8 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
   const clock = options.clock ?? (() => new Date());
   const handlers = options.handlers ?? PROTOCOL_HANDLERS;
   try {
+    // TLS files first: a missing or mismatched file stops the start before anything else runs.
+    const tls = loadNodeTls(config);
     await initPolicyEngine();
     const engine = createPolicyEngine();
     stops.push(async () => engine.close());
@@ -108,6 +111,7 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
       metrics,
       clock,
       draining: () => draining,
+      tls: tls.tunnel,
     });
     const tunnelPort = await listen(tunnelServer, config.tunnel.port, config.tunnel.host);
     const sockets = new Set<Duplex>();
@@ -117,10 +121,14 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
     });
     nodeId = nodeIdOf(config, tunnelPort);
     const host = dialableHost(config.tunnel.host);
-    const tunnelUrl = config.tunnel.publicUrl ?? `http://${host}:${tunnelPort}`;
+    const tunnelUrl = config.tunnel.publicUrl ?? `${tls.tunnel ? 'https' : 'http'}://${host}:${tunnelPort}`;
     const nodeLogger = logger.child({ nodeId });
+    warnAboutPlaintext(config, tls, tunnelUrl, nodeLogger);
 
-    const spool = await AuditSpool.open({ dir: join(resolve(config.dataDir), 'spool', nodeId), capacityBytes: config.audit.spoolCapacityBytes, logger: nodeLogger });
+    const spool = await AuditSpool.open({ dir: join(resolve(config.dataDir), 'spool', nodeId), capacityBytes: config.audit.spoolCapacityBytes, durability: config.audit.durability,
+      groupCommitWindowMs: config.audit.groupCommitMs ?? (config.audit.durability === 'written' ? 10 : 2),
+      logger: nodeLogger,
+    });
     recorder = new AuditRecorder({ spool, nodeId, logger: nodeLogger });
 
     let cpClient: ControlPlaneClient | null = null;
@@ -129,6 +137,7 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
       cpClient = new ControlPlaneClient({
         address: config.controlPlane.grpcAddress,
         token: requireNodeToken(config.controlPlane.token),
+        tls: tls.controlPlane,
         logger: nodeLogger,
         node: () => ({ nodeId, version: NODE_VERSION, tunnelUrl, protocols: (Object.keys(handlers) as ProtocolName[]).map((p) => WIRE_PROTOCOL[p]) }),
         load: () => ({

@@ -18,9 +18,9 @@ export interface PaProcess {
 export class PaUser {
   readonly dir = mkdtempSync(join(tmpdir(), 'pa-cli-'));
 
-  start(args: string[], input?: string): PaProcess {
+  start(args: string[], input?: string, env: Record<string, string> = {}): PaProcess {
     const child = spawn(process.execPath, [PA_BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: this.dir, PA_CONFIG_DIR: this.dir, NO_COLOR: '1' },
+      env: { PATH: process.env.PATH ?? '', HOME: this.dir, PA_CONFIG_DIR: this.dir, NO_COLOR: '1', ...env },
       stdio: 'pipe',
     });
     let out = '';
@@ -54,8 +54,8 @@ export class PaUser {
     };
   }
 
-  async run(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-    const p = this.start(args, input);
+  async run(args: string[], input?: string, env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    const p = this.start(args, input, env);
     const code = await p.exited;
     return { code, stdout: p.stdout(), stderr: p.stderr() };
   }

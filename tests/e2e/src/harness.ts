@@ -8,6 +8,7 @@ import { loadConfig as loadCpConfig, migrate, migrationsFingerprint, startContro
 import { loadConfig as loadNodeConfig, startNode, type RunningNode } from '@pa/data-plane';
 import { createCaptureLogger } from '@pa/kit';
 import { createTestDatabase, createTestRedis, ensureTemplate, type TestDatabase, type TestRedis } from '@pa/testing';
+import { NodeProcess } from './node-process';
 
 export const ADMIN_PASSWORD = 'e2e-admin-password-1';
 export const NODE_TOKEN = 'e2e-node-token-0123456789abcdefghijklmnop';
@@ -22,6 +23,8 @@ export const MASTER_KEY = `k1:${Buffer.alloc(32, 7).toString('base64')}`;
 export class System {
   cp!: RunningControlPlane;
   nodes: RunningNode[] = [];
+  /** Nodes running as their own OS processes ({@link System.spawnNode}). */
+  processes: NodeProcess[] = [];
   readonly logs: string[];
   private readonly logger;
   private constructor(
@@ -38,12 +41,21 @@ export class System {
   nodeRedisUrl: string | null = null;
   /** Extra node settings (limits…). */
   nodeOverrides: Record<string, unknown> = {};
+  /** Extra environment of the control plane (e.g. PA_GRPC_TLS_* files). */
+  cpEnv: Record<string, string> = {};
+  /** Extra environment of each node, by node id (e.g. PA_CONTROL_PLANE_TLS_* and PA_TUNNEL_TLS_* files). */
+  nodeEnv: (nodeId: string) => Record<string, string> = () => ({});
 
-  static async start(nodes = 2, options: { nodeRedisUrl?: string; nodeOverrides?: Record<string, unknown> } = {}): Promise<System> {
+  static async start(
+    nodes = 2,
+    options: { nodeRedisUrl?: string; nodeOverrides?: Record<string, unknown>; cpEnv?: Record<string, string>; nodeEnv?: (nodeId: string) => Record<string, string> } = {},
+  ): Promise<System> {
     const template = await ensureTemplate({ name: 'cp', fingerprint: migrationsFingerprint(), build: async (url) => void (await migrate(url)) });
     const sys = new System(await createTestDatabase(template), await createTestRedis(), mkdtempSync(join(tmpdir(), 'pa-e2e-')));
     sys.nodeRedisUrl = options.nodeRedisUrl ?? null;
     sys.nodeOverrides = options.nodeOverrides ?? {};
+    sys.cpEnv = options.cpEnv ?? {};
+    if (options.nodeEnv) sys.nodeEnv = options.nodeEnv;
     await sys.startControlPlane();
     for (let i = 0; i < nodes; i += 1) await sys.startNode(`node-${i}`);
     return sys;
@@ -51,7 +63,7 @@ export class System {
 
   private cpConfig(grpcPort = 0) {
     return loadCpConfig(
-      { PA_MASTER_KEY: MASTER_KEY, PA_NODE_TOKEN: NODE_TOKEN, PA_ADMIN_PASSWORD: ADMIN_PASSWORD },
+      { PA_MASTER_KEY: MASTER_KEY, PA_NODE_TOKEN: NODE_TOKEN, PA_ADMIN_PASSWORD: ADMIN_PASSWORD, ...this.cpEnv },
       {
         environment: 'test',
         dataDir: this.dir,
@@ -74,9 +86,20 @@ export class System {
     return Number(this.cp.grpcAddress.split(':').pop());
   }
 
-  async startNode(nodeId: string): Promise<RunningNode> {
+  async startNode(nodeId: string, env: Record<string, string> = {}): Promise<RunningNode> {
+    const node = await this.launchNode(nodeId, env);
+    await node.keysReady;
+    await waitFor(async () => (await this.nodeIds()).includes(nodeId), `node ${nodeId} registered`);
+    return node;
+  }
+
+  /**
+   * Starts a node without waiting for it to get keys or register (for nodes the
+   * control plane refuses); stopped by `stop()`. `env` adds to `nodeEnv(nodeId)`.
+   */
+  async launchNode(nodeId: string, env: Record<string, string> = {}): Promise<RunningNode> {
     const config = loadNodeConfig(
-      { PA_NODE_TOKEN: NODE_TOKEN },
+      { PA_NODE_TOKEN: NODE_TOKEN, ...this.nodeEnv(nodeId), ...env },
       {
         nodeId,
         dataDir: this.dir,
@@ -90,9 +113,46 @@ export class System {
       },
     );
     const node = await startNode(config, this.logger.child({ nodeId }));
-    await node.keysReady;
     this.nodes.push(node);
-    await waitFor(async () => (await this.nodeIds()).includes(nodeId), `node ${nodeId} registered`);
+    return node;
+  }
+
+  /** Log records (parsed) with `message`, from the node `nodeId` when given. */
+  logged(message: string, nodeId?: string): Array<Record<string, unknown>> {
+    return this.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((r) => r.message === message && (nodeId === undefined || r.nodeId === nodeId));
+  }
+
+  /**
+   * Starts a data-plane node as its own OS process — the real `main.ts`,
+   * configured only through the environment, as a deployment runs it — on the
+   * system's data directory (its audit spool is `<dir>/spool/<nodeId>`, so a
+   * restart with the same id finds what an earlier process left), and waits
+   * until it is ready (keys loaded) and registered with its tunnel URL.
+   * `grpcAddress` lets it reach the control plane through a fault proxy.
+   */
+  async spawnNode(nodeId: string, options: { grpcAddress?: string; env?: Record<string, string> } = {}): Promise<NodeProcess> {
+    const node = await NodeProcess.start(nodeId, {
+      PA_ENV: 'test',
+      PA_LOG_LEVEL: 'info',
+      PA_NODE_TOKEN: NODE_TOKEN,
+      PA_DATA_DIR: this.dir,
+      PA_TUNNEL_PORT: '0',
+      PA_ADMIN_PORT: '0',
+      PA_CONTROL_PLANE_GRPC: options.grpcAddress ?? this.cp.grpcAddress,
+      REDIS_URL: this.nodeRedisUrl ?? this.redis.url,
+      PA_REDIS_PREFIX: this.redis.prefix,
+      PA_REDIS_TIMEOUT_MS: '2000',
+      PA_DRAIN_TIMEOUT: '1',
+      ...options.env,
+    });
+    this.processes.push(node);
+    await waitFor(async () => (await fetch(`${node.adminUrl}/readyz`)).status === 200, `node ${nodeId} ready`, 30_000);
+    await waitFor(async () => {
+      const { rows } = await this.query<{ tunnel_url: string }>('SELECT tunnel_url FROM nodes WHERE id = $1 AND NOT draining', [nodeId]);
+      return rows[0]?.tunnel_url === node.tunnelUrl;
+    }, `node ${nodeId} registered`);
     return node;
   }
 
@@ -143,6 +203,7 @@ export class System {
   }
 
   async stop(): Promise<void> {
+    for (const p of this.processes) await p.kill('SIGKILL');
     for (const n of this.nodes) await n.stop().catch(() => undefined);
     await this.cp.stop().catch(() => undefined);
     await this.redis.close();

@@ -69,9 +69,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s.%s.svc:%v" (include "pa.controlPlane.fullname" .) .Release.Namespace .Values.controlPlane.ports.grpc }}
 {{- end }}
 
-{{/* In-cluster tunnel URL of the data plane. */}}
+{{/* In-cluster tunnel URL of the data plane (https:// when the tunnel listener has a certificate). */}}
 {{- define "pa.dataPlane.tunnelUrl" -}}
-{{- printf "http://%s.%s.svc:%v" (include "pa.dataPlane.fullname" .) .Release.Namespace .Values.dataPlane.ports.tunnel }}
+{{- printf "%s://%s.%s.svc:%v" (ternary "https" "http" (ne .Values.tls.tunnel.secretName "")) (include "pa.dataPlane.fullname" .) .Release.Namespace .Values.dataPlane.ports.tunnel }}
+{{- end }}
+
+{{/* Where the TLS files are mounted (inside the secrets volume). */}}
+{{- define "pa.tlsDir" -}}
+/run/secrets/port-authorizing/tls
+{{- end }}
+
+{{/* Refuses TLS settings that cannot work together. */}}
+{{- define "pa.checkTls" -}}
+{{- $t := .Values.tls.grpc }}
+{{- if and $t.nodeCa.secretName (not $t.secretName) }}
+{{- fail "tls.grpc.nodeCa (mutual TLS) needs tls.grpc.secretName: the control plane's own certificate" }}
+{{- end }}
+{{- if and $t.nodeCa.secretName (not $t.nodeClientSecretName) }}
+{{- fail "tls.grpc.nodeCa (mutual TLS) needs tls.grpc.nodeClientSecretName: the nodes' client certificate" }}
+{{- end }}
 {{- end }}
 
 {{/* REDIS_URL from a Secret, when one is named. */}}

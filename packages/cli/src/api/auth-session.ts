@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ApiError, CliError, EXIT } from '../errors';
 import type { ConfigStore, Context } from '../store/config-file';
 import { RestClient, type ApiResponse, type RequestOptions } from './rest-client';
+import { Trust } from './trust';
 
 /** Refresh the access token when it has less than this left. */
 export const REFRESH_MARGIN_MS = 30_000;
@@ -50,6 +51,8 @@ export const TOKEN_RETRY_CODES: ReadonlySet<string> = new Set(['AUTH_TOKEN_EXPIR
  */
 export class AuthSession {
   readonly rest: RestClient;
+  /** The CAs this session trusts (REST, gRPC, tunnels). */
+  readonly trust: Trust;
   private ctx: Context;
 
   constructor(
@@ -58,9 +61,11 @@ export class AuthSession {
     context: Context,
     private readonly now: () => number,
     rest?: RestClient,
+    trust?: Trust,
   ) {
     this.ctx = context;
     this.rest = rest ?? new RestClient(context.server);
+    this.trust = trust ?? Trust.system();
   }
 
   get context(): Readonly<Context> {

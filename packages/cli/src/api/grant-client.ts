@@ -1,10 +1,11 @@
 import { credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { dateFromTimestamp, GrantServiceClient, Protocol, type Grant } from '@pa/contracts';
-import { ERROR_CODES } from '@pa/kit';
+import { ERROR_CODES, probeTls } from '@pa/kit';
 import { z } from 'zod';
 import { ApiError, CliError, EXIT, GrpcCallError, exitCodeFor } from '../errors';
 import { TOKEN_RETRY_CODES, type AuthSession } from './auth-session';
 import type { RestClient } from './rest-client';
+import { Trust, tlsFailureMessage } from './trust';
 
 /** Where the control plane serves gRPC, from `GET /api/v1/info`. */
 export interface GrpcEndpoint {
@@ -119,6 +120,8 @@ export interface GrantClientOptions {
   /** Per-call deadline (default 15 s). */
   deadlineMs?: number;
   now?: () => number;
+  /** CAs to trust when the endpoint uses TLS (Node's built-in ones by default). */
+  trust?: Trust;
 }
 
 /**
@@ -135,7 +138,7 @@ export class GrantClient {
     private readonly session: AuthSession,
     options: GrantClientOptions = {},
   ) {
-    this.client = new GrantServiceClient(endpoint.address, endpoint.tls ? credentials.createSsl() : credentials.createInsecure());
+    this.client = new GrantServiceClient(endpoint.address, endpoint.tls ? credentials.createSsl((options.trust ?? Trust.system()).grpcRoots()) : credentials.createInsecure());
     this.deadlineMs = options.deadlineMs ?? 15_000;
     this.now = options.now ?? Date.now;
   }
@@ -191,4 +194,27 @@ export const grantIssueError = (err: unknown, name: string, address: string): un
     return new CliError(`cannot reach the grant service at ${address}: is the control plane running? (${err.detail})`, EXIT.UNREACHABLE, { cause: err });
   }
   return new CliError(`could not get a grant for ${name}: ${err.detail} (${err.code})`, exitCodeFor(err.code, 0), { cause: err });
+};
+
+/**
+ * Explains a grant service that cannot be reached when TLS is why: grpc-js
+ * reports a failed handshake only as "No connection established", so one TLS
+ * handshake of pa's own finds the reason (untrusted certificate, wrong name,
+ * expired, or TLS on one side only). Null when TLS is not the problem.
+ */
+export const explainGrpcTls = async (err: unknown, endpoint: GrpcEndpoint, trust: Trust): Promise<CliError | null> => {
+  if (!(err instanceof GrpcCallError) || err.grpcCode !== GrpcStatus.UNAVAILABLE) return null;
+  const ca = trust.ca;
+  const probe = await probeTls({ address: endpoint.address, ...(ca ? { ca } : {}), verify: endpoint.tls });
+  if (endpoint.tls && probe !== null && probe !== 'ok') {
+    return new CliError(`cannot connect to the grant service at ${endpoint.address} securely: ${tlsFailureMessage(probe)}`, EXIT.UNREACHABLE, { cause: err });
+  }
+  if (!endpoint.tls && probe === 'ok') {
+    return new CliError(
+      `the grant service at ${endpoint.address} speaks TLS, but the control plane says it does not (GET /api/v1/info): its operator should set PA_GRPC_PUBLIC_TLS=true`,
+      EXIT.UNREACHABLE,
+      { cause: err },
+    );
+  }
+  return null;
 };

@@ -1,4 +1,6 @@
+import { tlsFailureOf } from '@pa/kit';
 import { ApiError, CliError, EXIT } from '../errors';
+import { tlsFailureMessage } from './trust';
 
 /** Path prefix of the versioned REST API. */
 export const API_PREFIX = '/api/v1';
@@ -37,8 +39,10 @@ const causeCode = (err: unknown): string | undefined => {
   return undefined;
 };
 
-/** The message for a control plane that does not answer. */
+/** The message for a control plane that does not answer (or whose TLS pa cannot accept). */
 export const unreachableError = (server: string, cause: unknown): CliError => {
+  const tls = tlsFailureOf(cause);
+  if (tls) return new CliError(`cannot connect to ${server} securely: ${tlsFailureMessage(tls)}`, EXIT.UNREACHABLE, { cause });
   const code = causeCode(cause);
   const why = code && !UNREACHABLE_CODES.has(code) ? ` (${code})` : '';
   return new CliError(`cannot reach ${server}${why}: is it running? (pa login --server URL)`, EXIT.UNREACHABLE, { cause });

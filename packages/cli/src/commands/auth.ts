@@ -28,13 +28,13 @@ export const loginCommand: CommandSpec<CommandContext> = {
   name: 'login',
   summary: 'Log in to a control plane',
   description:
-    'Log in to a control plane and store the tokens in a context (mode 0600). The password is asked without echo, or read from stdin with --password-stdin. Use --context NAME to keep several control planes side by side.',
+    'Log in to a control plane and store the tokens in a context (mode 0600). The password is asked without echo, or read from stdin with --password-stdin. Use --context NAME to keep several control planes side by side. With --ca-file FILE (a PEM CA bundle), pa also trusts that CA for this context from then on: for the REST API, the grant service and the tunnels of a deployment whose certificates a private CA signs.',
   flags: [
     { name: 'server', short: 's', type: 'string', valueName: 'URL', description: 'Control plane URL (default: the context\'s, else $PA_SERVER, else http://127.0.0.1:8080)' },
     { name: 'username', short: 'u', type: 'string', valueName: 'NAME', description: 'Username (asked when not given)' },
     { name: 'password-stdin', type: 'boolean', description: 'Read the password from stdin (for scripts)' },
   ],
-  examples: ['pa login --server https://pa.example.com -u alice', 'echo "$PASSWORD" | pa login -u ci-bot --password-stdin --context ci'],
+  examples: ['pa login --server https://pa.example.com -u alice', 'pa login --server https://pa.internal -u alice --ca-file ~/corp-ca.pem', 'echo "$PASSWORD" | pa login -u ci-bot --password-stdin --context ci'],
   run: async (ctx, input) => {
     const file = ctx.store.read();
     const explicit = ctx.contextOverride;
@@ -64,7 +64,10 @@ export const loginCommand: CommandSpec<CommandContext> = {
     else throw input.usageError('the input is not a terminal: pass the password with --password-stdin');
     if (!password) throw new CliError('no password given');
 
-    const rest = new RestClient(server);
+    // --ca-file (or PA_CA_FILE), else the CA file this context already keeps for the same server.
+    const caFile = ctx.caFileFlag() ?? sameServer?.caFile;
+    const trust = ctx.trust(sameServer?.caFile);
+    const rest = new RestClient(server, { fetch: trust.fetch });
     let answer: z.infer<typeof loginAnswerSchema>;
     try {
       const res = await rest.request('POST', '/auth/login', { body: { username, password } });
@@ -81,13 +84,14 @@ export const loginCommand: CommandSpec<CommandContext> = {
     const now = ctx.now();
     const name = await ctx.store.update((config) => {
       const chosen = chooseContextName(config.contexts, server, answer.user.username, explicit);
-      const context: Context = { server, user: { id: answer.user.id, username: answer.user.username } };
+      const context: Context = { server, user: { id: answer.user.id, username: answer.user.username }, ...(caFile ? { caFile } : {}) };
       applyTokenPair(context, answer, now);
       config.contexts[chosen] = context;
       config.currentContext = chosen;
       return chosen;
     });
     ctx.out(`Logged in to ${server} as ${answer.user.username} (context "${name}").\n`);
+    if (caFile) ctx.note(`TLS: trusting the CAs in ${caFile} for this context, besides the built-in ones.`);
   },
 };
 

@@ -1,5 +1,5 @@
 /** `pa connect <name>`: a local listener that tunnels to a connection. */
-import { discoverGrpc, GrantClient, grantIssueError, isRetryableGrantError, type GrantView } from '../api/grant-client';
+import { discoverGrpc, explainGrpcTls, GrantClient, grantIssueError, isRetryableGrantError, type GrantView } from '../api/grant-client';
 import { closest, type CommandSpec } from '../args/parser';
 import type { CommandContext } from '../command-context';
 import { CliError, EXIT, GrpcCallError, describeFailure } from '../errors';
@@ -83,13 +83,13 @@ export const connectCommand: CommandSpec<CommandContext> = {
       throw new CliError(`unknown connection "${name}"${guess ? ` (did you mean ${guess}?)` : ''}: run \`pa list\` to see what you may reach`, EXIT.NOT_FOUND);
     }
     const endpoint = await discoverGrpc(session.rest);
-    const grants = new GrantClient(endpoint, session, { now: ctx.now });
+    const grants = new GrantClient(endpoint, session, { now: ctx.now, trust: session.trust });
     try {
       let grant: GrantView;
       try {
         grant = await grants.issue(name, ttl);
       } catch (err) {
-        throw grantIssueError(err, name, endpoint.address);
+        throw (await explainGrpcTls(err, endpoint, session.trust)) ?? grantIssueError(err, name, endpoint.address);
       }
       const stamp = (): string => formatTime(ctx.now()).slice(11);
       const connect = await startConnectSession<GrantView>({
@@ -98,6 +98,7 @@ export const connectCommand: CommandSpec<CommandContext> = {
         isRetryable: isRetryableGrantError,
         address,
         port,
+        ...(session.trust.ca ? { ca: session.trust.ca } : {}),
         signal: ctx.shutdown,
         onListenerEvent: (e) => ctx.note(`[${stamp()}] ${describeEvent(e)}`),
         onRenewed: (g) => ctx.note(`[${stamp()}] grant renewed (${g.id}), valid until ${formatTime(g.expiresAt)}`),

@@ -17,6 +17,8 @@ export const contextSchema = z.object({
   refreshToken: z.string().min(1).optional(),
   refreshTokenExpiresAt: isoTime.optional(),
   sessionId: z.string().optional(),
+  /** A CA file (absolute path) to trust for this control plane and its nodes (`pa login --ca-file`). */
+  caFile: z.string().min(1).optional(),
 });
 
 export type Context = z.infer<typeof contextSchema>;

@@ -8,6 +8,7 @@
  */
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface RecordedRequest {
@@ -76,14 +77,17 @@ export class FakeControlPlane {
     readonly url: string,
   ) {}
 
-  static async start(): Promise<FakeControlPlane> {
+  /** Starts on 127.0.0.1:0; with `tls` (PEM certificate and key) it serves HTTPS. */
+  static async start(options: { tls?: { cert: string; key: string } } = {}): Promise<FakeControlPlane> {
     let cp: FakeControlPlane | null = null;
-    const server = createServer((req, res) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       void cp?.handle(req, res);
-    });
+    };
+    const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) : createServer(onRequest);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    cp = new FakeControlPlane(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const port = (server.address() as AddressInfo).port;
+    cp = new FakeControlPlane(server, `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`);
     return cp;
   }
 

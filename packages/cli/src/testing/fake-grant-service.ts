@@ -54,7 +54,8 @@ export class FakeGrantService {
     private readonly cp: FakeControlPlane,
   ) {}
 
-  static async start(cp: FakeControlPlane): Promise<FakeGrantService> {
+  /** Starts on 127.0.0.1:0; with `tls` (PEM certificate and key, for `localhost`) it serves TLS at `localhost:<port>`. */
+  static async start(cp: FakeControlPlane, options: { tls?: { cert: string; key: string } } = {}): Promise<FakeGrantService> {
     const server = new Server();
     let svc: FakeGrantService | null = null;
     const impl: GrantServiceServer = {
@@ -81,9 +82,14 @@ export class FakeGrantService {
     };
     server.addService(GrantServiceService, impl);
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(
+        '127.0.0.1:0',
+        options.tls ? ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(options.tls.cert), private_key: Buffer.from(options.tls.key) }]) : ServerCredentials.createInsecure(),
+        (err, p) => (err ? reject(err) : resolve(p)),
+      ),
     );
-    svc = new FakeGrantService(server, `127.0.0.1:${port}`, cp);
+    // With TLS, dialled by name: grpc-js sends the host as SNI, and an IP there makes Node print a deprecation warning.
+    svc = new FakeGrantService(server, `${options.tls ? 'localhost' : '127.0.0.1'}:${port}`, cp);
     return svc;
   }
 

@@ -8,6 +8,7 @@
  */
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { AppError, type ErrorCode } from '@pa/kit';
 import { acceptTunnel, parseTunnelRequest, rejectTunnel } from '@pa/tunnel';
@@ -27,13 +28,17 @@ export class FakeTunnelNode {
     readonly url: string,
   ) {}
 
-  static async start(): Promise<FakeTunnelNode> {
+  /** Starts on 127.0.0.1:0; with `tls` (PEM certificate and key) it serves HTTPS. */
+  static async start(options: { tls?: { cert: string; key: string } } = {}): Promise<FakeTunnelNode> {
     let node: FakeTunnelNode | null = null;
-    const server = createServer((_req, res) => res.writeHead(426).end());
+    const server: Server = options.tls
+      ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, (_req, res) => res.writeHead(426).end())
+      : createServer((_req, res) => res.writeHead(426).end());
     server.on('upgrade', (req, socket: Socket) => node?.upgrade(req, socket));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    node = new FakeTunnelNode(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const port = (server.address() as AddressInfo).port;
+    node = new FakeTunnelNode(server, `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`);
     return node;
   }
 

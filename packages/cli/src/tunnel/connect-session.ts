@@ -11,6 +11,8 @@ export interface ConnectSessionOptions<TGrant extends KeptGrant & TunnelGrant> {
   isRetryable: (err: unknown) => boolean;
   address?: string;
   port?: number;
+  /** CAs to trust for https:// nodes (Node's default list when absent). */
+  ca?: readonly string[];
   /** Aborting it (SIGINT/SIGTERM) closes the listener and every tunnel. */
   signal: AbortSignal;
   onListenerEvent?: (event: ListenerEvent) => void;
@@ -65,6 +67,7 @@ export const startConnectSession = async <TGrant extends KeptGrant & TunnelGrant
     grant: () => keeper.current,
     ...(options.address !== undefined ? { address: options.address } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
+    ...(options.ca ? { ca: options.ca } : {}),
     ...(options.onListenerEvent ? { onEvent: options.onListenerEvent } : {}),
     ...(options.openTunnel ? { openTunnel: options.openTunnel } : {}),
   });

@@ -14,7 +14,9 @@
  *   side drops, the other is closed.
  */
 import { createServer, isIPv4, type Server, type Socket } from 'node:net';
+import { tlsFailureOf } from '@pa/kit';
 import { openTunnel as defaultOpenTunnel, TunnelRefusedError, type OpenTunnel, type OpenTunnelOptions } from '@pa/tunnel';
+import { tlsFailureMessage } from '../api/trust';
 import { CliError, EXIT } from '../errors';
 
 /** The address `pa connect` listens on unless told otherwise. */
@@ -58,6 +60,8 @@ export interface LocalListenerOptions {
   onEvent?: (event: ListenerEvent) => void;
   /** Tunnel handshake timeout per node (default 10 s). */
   handshakeTimeoutMs?: number;
+  /** CAs to trust for https:// nodes (Node's default list when absent). */
+  ca?: readonly string[];
   /** Replaceable for tests. */
   openTunnel?: (options: OpenTunnelOptions) => Promise<OpenTunnel>;
 }
@@ -114,11 +118,12 @@ export class LocalListener {
     const errors: { url: string; message: string }[] = [];
     for (const url of grant.tunnelUrls) {
       try {
-        const t = await open({ url, grant: grant.token, clientLabel: `pa-cli-${id}`, timeoutMs: this.options.handshakeTimeoutMs ?? 10_000 });
+        const t = await open({ url, grant: grant.token, clientLabel: `pa-cli-${id}`, timeoutMs: this.options.handshakeTimeoutMs ?? 10_000, ...(this.options.ca ? { ca: this.options.ca } : {}) });
         return { socket: t.socket, url };
       } catch (err) {
         if (err instanceof TunnelRefusedError && !isNodeSpecific(err)) throw err;
-        errors.push({ url, message: err instanceof Error ? err.message : String(err) });
+        const tls = tlsFailureOf(err);
+        errors.push({ url, message: tls ? tlsFailureMessage(tls) : err instanceof Error ? err.message : String(err) });
       }
     }
     throw new TunnelsUnavailableError(errors);

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { Metadata, Server, ServerCredentials, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { Metadata, Server, status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import {
   AuditAckStatus,
   AuditOutcome,
@@ -19,9 +19,11 @@ import {
 } from '@pa/contracts';
 import { AppError, toAppError, type Logger } from '@pa/kit';
 import type { AuditOutcome as StoredOutcome } from '../domain/audit/audit-log';
+import { foreignEventReason, isOwnEvent, reportForeignEvents, type ForeignEvent } from '../domain/audit/node-events';
 import type { IssuedGrant } from '../domain/grants/grants';
 import type { Principal, RequestMeta } from '../domain/permissions';
 import type { ControlPlane } from '../services';
+import { requireNodeCertificate, serverCredentials, type GrpcTls, type PeerCall } from './tls';
 
 /** The one gRPC error edge: AppError → status code, safe message, and `pa-error-code` metadata. */
 export const toGrpcError = (err: unknown): { code: number; details: string; metadata: Metadata } => {
@@ -134,16 +136,23 @@ export interface GrpcServerOptions {
   nodeToken: string;
   /** How often every replica re-reads key rings (rotations by other replicas). */
   keyPollMs?: number;
+  /** TLS for the listener (see `loadGrpcTls`); plaintext when absent. */
+  tls?: GrpcTls | null;
 }
 
 /**
  * The control plane's gRPC listener: GrantService for users (their access
- * token in metadata) and NodeService for data-plane nodes (the node token).
+ * token in metadata) and NodeService for data-plane nodes (the node token and,
+ * with mutual TLS configured, a client certificate signed by the node CA).
  */
 export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) => {
   const { logger } = cp;
   const tokenHash = createHash('sha256').update(options.nodeToken).digest();
-  const authenticateNode = (md: Metadata): void => {
+  const tls = options.tls ?? null;
+  /** Mutual TLS first (when configured), then the node token: both must hold. */
+  const authenticateNode = (call: PeerCall & { metadata: Metadata }, nodeId: string | undefined): void => {
+    requireNodeCertificate(tls, call, nodeId);
+    const md = call.metadata;
     const presented = createHash('sha256').update(bearer(md)).digest();
     if (!timingSafeEqual(presented, tokenHash)) throw new AppError('AUTH_TOKEN_INVALID', { message: 'The node token is not valid.' });
   };
@@ -188,14 +197,14 @@ export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) =
 
   const nodes: NodeServiceServer = {
     registerNode: unary(logger, async (call) => {
-      authenticateNode(call.metadata);
+      authenticateNode(call, call.request.node?.nodeId);
       const n = call.request.node;
       if (!n?.nodeId || !n.tunnelUrl) throw new AppError('VALIDATION_FAILED', { details: [{ path: 'node', message: 'node_id and tunnel_url are required' }] });
       await cp.nodes.register({ id: n.nodeId, version: n.version, tunnelUrl: n.tunnelUrl, protocols: n.protocols.map((p) => PROTOCOL_NAME[p] ?? '').filter(Boolean) });
       return { heartbeatIntervalSeconds: cp.nodes.heartbeatSeconds, serverTime: timestampFromDate(new Date()) };
     }),
     heartbeat: unary(logger, async (call) => {
-      authenticateNode(call.metadata);
+      authenticateNode(call, call.request.node?.nodeId);
       const n = call.request.node;
       if (!n?.nodeId) throw new AppError('VALIDATION_FAILED', { details: [{ path: 'node', message: 'node_id is required' }] });
       const load = call.request.load;
@@ -207,13 +216,13 @@ export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) =
       return { heartbeatIntervalSeconds: cp.nodes.heartbeatSeconds, serverTime: timestampFromDate(new Date()) };
     }),
     deregisterNode: unary(logger, async (call) => {
-      authenticateNode(call.metadata);
+      authenticateNode(call, call.request.nodeId);
       await cp.nodes.deregister(call.request.nodeId);
       return {};
     }),
     watchKeys: (call) => {
       try {
-        authenticateNode(call.metadata);
+        authenticateNode(call, call.request.nodeId);
       } catch (err) {
         call.emit('error', toGrpcError(err));
         return;
@@ -224,11 +233,20 @@ export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) =
       call.write({ keySet: keySet() });
     },
     ingestAudit: unary(logger, async (call) => {
-      authenticateNode(call.metadata);
+      authenticateNode(call, call.request.nodeId);
+      // The node this call is authenticated as: every event must be its own.
+      const sender = call.request.nodeId;
+      if (!sender) throw new AppError('VALIDATION_FAILED', { details: [{ path: 'node_id', message: 'the id of the sending node is required' }] });
       const acks = [];
+      const foreign: ForeignEvent[] = [];
       for (const e of call.request.events) {
         if (!EVENT_ID.test(e.eventId) || !e.action) {
           acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'event_id and action are required' });
+          continue;
+        }
+        if (!isOwnEvent(sender, e.nodeId)) {
+          foreign.push({ eventId: e.eventId, nodeId: e.nodeId });
+          acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'AUDIT_NODE_MISMATCH', errorMessage: foreignEventReason(sender, e.nodeId) });
           continue;
         }
         if (e.time && Number.isNaN(dateFromTimestamp(e.time).getTime())) {
@@ -251,6 +269,7 @@ export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) =
           throw err;
         }
       }
+      await reportForeignEvents(cp.audit, logger, sender, foreign, metaOf(call));
       return { acks };
     }),
   };
@@ -264,7 +283,7 @@ export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) =
     broadcastKeys: broadcast,
     listen: (host: string, port: number): Promise<number> =>
       new Promise((resolve, reject) => {
-        server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+        server.bindAsync(`${host}:${port}`, serverCredentials(tls), (err, bound) => (err ? reject(err) : resolve(bound)));
       }),
     close: (): Promise<void> =>
       new Promise((resolve) => {

@@ -1,7 +1,8 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { AppError, newId, toAppError, type Logger } from '@pa/kit';
+import { AppError, newId, toAppError, type KeyPair, type Logger } from '@pa/kit';
 import { decryptCredentials, verifyGrant, type BackendCredentials, type GrantClaims, type KeyStore } from '@pa/grants';
 import { loadCompiledPolicy, type PolicyEngine } from '@pa/policy';
 import { concurrencyError, rateLimitError, revocationError, type State } from '@pa/state';
@@ -27,10 +28,13 @@ export interface TunnelListenerDeps {
   clock?: () => Date;
   /** True once the node drains: new tunnels are refused. */
   draining: () => boolean;
+  /** Certificate and key: the listener speaks HTTPS (TLS first, then the same Upgrade). Plain HTTP when absent. */
+  tls?: KeyPair | null;
 }
 
 /**
- * The tunnel listener: HTTP/1.1 Upgrade requests carrying a grant. Admission is
+ * The tunnel listener: HTTP/1.1 Upgrade requests carrying a grant, over TLS
+ * when the node has a certificate (HTTPS). Admission is
  * local — signature against the cached key set, claims, then the shared state
  * (revocation from the local mirror, rate limit and concurrency in Redis with
  * a local fallback) — and never calls the control plane. After the 101 the
@@ -38,10 +42,15 @@ export interface TunnelListenerDeps {
  */
 export const createTunnelListener = (d: TunnelListenerDeps): Server => {
   const clock = d.clock ?? (() => new Date());
-  const server = createServer({ requestTimeout: d.config.tunnel.handshakeTimeoutMs, headersTimeout: d.config.tunnel.handshakeTimeoutMs, maxHeaderSize: 64 * 1024 }, (_req, res) => {
+  const httpOptions: ServerOptions = { requestTimeout: d.config.tunnel.handshakeTimeoutMs, headersTimeout: d.config.tunnel.handshakeTimeoutMs, maxHeaderSize: 64 * 1024 };
+  const upgradeRequired: RequestListener = (_req, res) => {
     res.writeHead(426, { 'Content-Type': 'application/problem+json', Upgrade: 'pa-tunnel/1', Connection: 'close' });
     res.end(JSON.stringify({ title: 'Upgrade Required', status: 426, code: 'VALIDATION_FAILED', detail: 'Open a tunnel with an HTTP Upgrade to pa-tunnel/1 at /v1/tunnel.' }));
-  });
+  };
+  // With TLS the handshake shares the tunnel handshake's deadline; a client that fails it is dropped by Node.
+  const server: Server = d.tls
+    ? createHttpsServer({ ...httpOptions, cert: d.tls.cert, key: d.tls.key, handshakeTimeout: d.config.tunnel.handshakeTimeoutMs }, upgradeRequired)
+    : createServer(httpOptions, upgradeRequired);
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => undefined);
     void admit(req, socket, head).catch((err: unknown) => {
@@ -94,15 +103,22 @@ export const createTunnelListener = (d: TunnelListenerDeps): Server => {
     const revoked = revocationError(d.state.revocations.check({ grantId: g.jti, userId: g.user.id, sessionId: g.sessionId }));
     if (revoked) return refuse(revoked);
     if (!d.audit.canAccept()) return refuse(new AppError('AUDIT_SPOOL_FULL'));
-    const limited = rateLimitError(await d.state.rateLimits.consumeTunnel(g.user.id, g.connection.id));
-    if (limited) return refuse(limited);
     let policy;
     try {
       policy = loadCompiledPolicy(g.policy);
     } catch (err) {
       return refuse(err);
     }
-    const acquired = await d.state.concurrency.acquire({ grantId: g.sessionId, userId: g.user.id, maxPerGrant: g.limits.maxConnections, maxPerUser: d.config.limits.maxTunnelsPerUser });
+    // The rate limit and the concurrency lease are independent Redis round trips: made together.
+    const [rate, acquired] = await Promise.all([
+      d.state.rateLimits.consumeTunnel(g.user.id, g.connection.id),
+      d.state.concurrency.acquire({ grantId: g.sessionId, userId: g.user.id, maxPerGrant: g.limits.maxConnections, maxPerUser: d.config.limits.maxTunnelsPerUser }),
+    ]);
+    const limited = rateLimitError(rate);
+    if (limited) {
+      if (acquired.ok) void acquired.lease.release();
+      return refuse(limited);
+    }
     const capped = concurrencyError(acquired);
     if (capped || !acquired.ok) return refuse(capped);
     const lease = acquired.lease;
