@@ -259,11 +259,44 @@ describe('FrontendDecoder', () => {
     it('applies per-type caps before buffering anything', () => {
       const limits = { maxQueryLength: 100, maxCopyDataLength: 50, maxStartupLength: 64 };
       expect(run([startup, typed('Q', str('x'.repeat(95)))], limits).error).toBeNull();
-      expect(run([startup, typed('Q', str('x'.repeat(96)))], limits).error).toMatch(/length/);
+      expect(run([startup, typed('Q', str('x'.repeat(96)))], { ...limits, skipOversizedStatements: false }).error).toMatch(/length/);
+      expect(run([startup, typed('B', str(''), str('s'), Buffer.alloc(100))], { ...limits, maxBindLength: 64 }).error).toMatch(/length/);
       expect(run([startup, typed('d', Buffer.alloc(47))], limits).error).toMatch(/length/);
       // A header announcing a huge message is refused from the header alone.
       expect(run([startup, Buffer.concat([Buffer.from('Q'), i32(0x7fffffff)])]).error).toMatch(/length/);
       expect(run([untyped(i32(196608), str('user'), str('x'.repeat(60)), Buffer.from([0]))], limits).error).toMatch(/startup packet length/);
+    });
+
+    describe('a statement over the cap', () => {
+      const limits = { maxQueryLength: 100 };
+      const big = typed('Q', str('SELECT ' + 'x'.repeat(200)));
+      const parse = typed('P', str('s1'), str('SELECT ' + 'y'.repeat(300)), Buffer.from([0, 0]));
+      const after = typed('Q', str('SELECT 1'));
+
+      it('is skipped unbuffered and reported, and the messages after it decode, at every split', () => {
+        const whole = Buffer.concat([big, parse, after]);
+        const expected = [
+          { type: 'OversizedStatement', messageType: 'Query', length: big.length - 1, raw: '' },
+          { type: 'OversizedStatement', messageType: 'Parse', length: parse.length - 1, raw: '' },
+          run([startup, after]).messages[1],
+        ];
+        for (let cut = 0; cut <= whole.length; cut += 1) {
+          const r = run([startup, whole.subarray(0, cut), whole.subarray(cut)], limits);
+          expect(r.error).toBeNull();
+          expect(r.messages.slice(1)).toEqual(expected);
+        }
+      });
+
+      it('never holds its bytes', () => {
+        const d = new FrontendDecoder(limits);
+        d.write(startup, () => undefined);
+        d.write(big.subarray(0, 150), () => undefined);
+        expect(d.bufferedBytes).toBe(0);
+      });
+
+      it('past PostgreSQL\'s own 1 GiB limit is still a violation', () => {
+        expect(run([startup, Buffer.concat([Buffer.from('Q'), i32(0x7fffffff)])], limits).error).toMatch(/length/);
+      });
     });
 
     it('stays failed and emits nothing more', () => {
@@ -285,7 +318,7 @@ describe('FrontendDecoder', () => {
 
   describe('on arbitrary bytes (properties)', () => {
     const limits = { ...DEFAULT_FRONTEND_LIMITS, maxQueryLength: 4096, maxBindLength: 4096, maxCopyDataLength: 2048, maxFunctionCallLength: 4096 };
-    const largestCap = Math.max(...Object.values(limits));
+    const largestCap = Math.max(...Object.values(limits).filter((v): v is number => typeof v === 'number'));
 
     const splitArb = fc.tuple(fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(), { maxLength: 8 }), fc.boolean());
 

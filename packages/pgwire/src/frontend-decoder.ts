@@ -43,7 +43,19 @@ export interface FrontendDecoderLimits {
   readonly maxAuthLength: number;
   /** Execute, Describe, Close, CopyFail (names and short text). Default 64 KiB. */
   readonly maxControlLength: number;
+  /**
+   * A Query or Parse over `maxQueryLength` but within PostgreSQL's own 1 GiB
+   * message limit is skipped unbuffered and reported as an
+   * `OversizedStatement` (default true); false makes it a violation.
+   */
+  readonly skipOversizedStatements: boolean;
 }
+
+/** PostgreSQL's own limit on a message's length word (PQ_LARGE_MESSAGE_LIMIT + 4). */
+const PG_MAX_MESSAGE_LENGTH = 0x3fffffff + 4;
+const EMPTY = Buffer.alloc(0);
+/** {@link FrontendDecoder.frameSize}: the frame is an oversized statement, to be skipped. */
+const SKIP = -2;
 
 /** The default {@link FrontendDecoderLimits}. */
 export const DEFAULT_FRONTEND_LIMITS: Readonly<FrontendDecoderLimits> = Object.freeze({
@@ -54,6 +66,7 @@ export const DEFAULT_FRONTEND_LIMITS: Readonly<FrontendDecoderLimits> = Object.f
   maxCopyDataLength: 1024 * 1024,
   maxAuthLength: 65535,
   maxControlLength: 64 * 1024,
+  skipOversizedStatements: true,
 });
 
 /**
@@ -112,10 +125,18 @@ export class FrontendDecoder {
   private readonly maxByType = new Int32Array(256);
   private readonly minByType = new Int32Array(256);
   private readonly maxStartup: number;
+  private readonly skipOversized: boolean;
+  /** The cap on a Query's or Parse's length word (see {@link FrontendDecoderLimits.maxQueryLength}). */
+  readonly maxQueryLength: number;
+  /** Bytes of an oversized statement still to skip, and what to report once they are. */
+  private skipRemaining = 0;
+  private skipped: { messageType: 'Query' | 'Parse'; length: number } | null = null;
 
   constructor(limits: Partial<FrontendDecoderLimits> = {}) {
     const l = { ...DEFAULT_FRONTEND_LIMITS, ...limits };
     this.maxStartup = positiveInt(l.maxStartupLength, 'maxStartupLength');
+    this.skipOversized = l.skipOversizedStatements !== false;
+    this.maxQueryLength = positiveInt(l.maxQueryLength, 'maxQueryLength');
     const set = (code: number, min: number, max: number): void => {
       this.minByType[code] = min;
       this.maxByType[code] = max;
@@ -149,6 +170,7 @@ export class FrontendDecoder {
 
   /** Bytes held for a frame not yet complete (bounded by the caps). */
   get bufferedBytes(): number {
+    if (this.skipRemaining > 0) return 0;
     return this.partial ? this.partialFill : this.headerFill;
   }
 
@@ -173,6 +195,17 @@ export class FrontendDecoder {
     const n = chunk.length;
     let pos = 0;
     while (pos < n) {
+      if (this.skipRemaining > 0) {
+        const take = Math.min(n - pos, this.skipRemaining);
+        pos += take;
+        this.skipRemaining -= take;
+        if (this.skipRemaining === 0) {
+          const skipped = this.skipped as { messageType: 'Query' | 'Parse'; length: number };
+          this.skipped = null;
+          onMessage({ type: 'OversizedStatement', messageType: skipped.messageType, length: skipped.length, raw: EMPTY });
+        }
+        continue;
+      }
       if (this.state !== 'startup' && this.state !== 'normal') {
         this.fail(
           this.state === 'negotiating'
@@ -204,6 +237,10 @@ export class FrontendDecoder {
         if (this.headerFill < headerSize) continue;
         this.headerFill = 0;
         const total = this.frameSize(this.header, 0, typed);
+        if (total === SKIP) {
+          this.skipRemaining = this.skipTotal - headerSize;
+          continue;
+        }
         if (total < 0) return this.failure;
         const frame = Buffer.allocUnsafe(total);
         this.header.copy(frame, 0, 0, headerSize);
@@ -216,6 +253,10 @@ export class FrontendDecoder {
         continue;
       }
       const total = this.frameSize(chunk, pos, typed);
+      if (total === SKIP) {
+        this.skipRemaining = this.skipTotal;
+        continue;
+      }
       if (total < 0) return this.failure;
       if (pos + total <= n) {
         const frame = chunk.subarray(pos, pos + total);
@@ -249,6 +290,11 @@ export class FrontendDecoder {
       this.fail('Invalid frontend message type.', { messageType: code });
       return -1;
     }
+    if (len > max && this.skipOversized && (code === FrontendCode.Query || code === FrontendCode.Parse) && len <= PG_MAX_MESSAGE_LENGTH) {
+      this.skipped = { messageType: code === FrontendCode.Query ? 'Query' : 'Parse', length: len };
+      this.skipTotal = len + 1;
+      return SKIP;
+    }
     if (len < (this.minByType[code] as number) || len > max) {
       this.fail('Invalid message length.', { messageType: String.fromCharCode(code), length: len });
       return -1;
@@ -256,9 +302,14 @@ export class FrontendDecoder {
     return len + 1;
   }
 
+  /** Whole size of the frame being skipped (set with {@link SKIP}). */
+  private skipTotal = 0;
+
   private fail(message: string, meta?: Record<string, unknown>): void {
     this.failure = protocolViolation(message, meta);
     this.state = 'failed';
+    this.skipRemaining = 0;
+    this.skipped = null;
     this.partial = null;
     this.partialFill = 0;
     this.headerFill = 0;

@@ -169,6 +169,22 @@ export interface AuthenticationResponse {
   readonly raw: Buffer;
 }
 
+/**
+ * Not a protocol message: a Query or Parse longer than the decoder's cap. Its
+ * bytes were skipped without being buffered (only its length was read), so
+ * the session can refuse that one statement in the protocol's own way
+ * (ErrorResponse 54000) and go on, instead of ending the connection.
+ */
+export interface OversizedStatement {
+  readonly type: 'OversizedStatement';
+  /** Which message it was: a simple Query, or a Parse of the extended protocol. */
+  readonly messageType: 'Query' | 'Parse';
+  /** Its length word (bytes after the type byte). */
+  readonly length: number;
+  /** Always empty: nothing of it was kept. */
+  readonly raw: Buffer;
+}
+
 /** Messages that can arrive before the StartupMessage (untyped, length first). */
 export type StartupPhaseMessage = StartupMessage | SSLRequest | GSSENCRequest | CancelRequest;
 
@@ -187,7 +203,8 @@ export type TypedFrontendMessage =
   | CopyData
   | CopyDone
   | CopyFail
-  | AuthenticationResponse;
+  | AuthenticationResponse
+  | OversizedStatement;
 
 /** Any message a client can send. */
 export type FrontendMessage = StartupPhaseMessage | TypedFrontendMessage;

@@ -199,6 +199,31 @@ describe('postgres handler: faults, limits, cancel', () => {
     expect(rowsOf(r3)).toEqual([['3']]);
   });
 
+  it('refuses a statement over the 1 MiB cap with 54000 without reading it, keeps transaction semantics, and the session goes on', async () => {
+    const p = await proxy();
+    const { client } = await open(p);
+    const huge = `INSERT INTO audit_log VALUES ('oversize-' || length('${'x'.repeat(1024 * 1024 + 10)}'))`;
+    client.send(msg.query('BEGIN'), msg.query("INSERT INTO audit_log VALUES ('before-huge')"), msg.query(huge), msg.query('SELECT 1'));
+    await client.readyForQuery();
+    await client.readyForQuery();
+    const refused = await client.readyForQuery();
+    expect(errorOf(refused.find((m) => m.type === 'E'))).toMatchObject({ severity: 'ERROR', code: '54000', message: expect.stringContaining('statement too large') });
+    expect(statusOf(refused)).toBe('E'); // the transaction block is aborted, as a real error would
+    expect(errorOf((await client.readyForQuery()).find((m) => m.type === 'E')).code).toBe('25P02');
+    client.send(msg.query('ROLLBACK'));
+    expect(statusOf(await client.readyForQuery())).toBe('I');
+    // Extended protocol: the oversized Parse fails, the batch skips to Sync, the next one runs.
+    client.send(msg.parse('', huge), msg.bind('', ''), msg.execute(), msg.sync(), msg.query('SELECT 2'));
+    const ext = await client.readyForQuery();
+    expect(types(ext)).toBe('EZ');
+    expect(errorOf(ext[0]).code).toBe('54000');
+    expect(rowsOf(await client.readyForQuery())).toEqual([['2']]);
+    // Nothing of it reached the backend; the rolled-back insert is gone too.
+    await app.direct(async (d) => expect((await d.query("SELECT count(*)::int AS n FROM audit_log WHERE msg = 'before-huge' OR msg LIKE 'oversize-%'")).rows[0]).toEqual({ n: 0 }));
+    const denied = (await p.fixture.events()).filter((e) => e.action === 'sql.statement' && e.outcome === 'denied' && e.details.reason === 'statement too large');
+    expect(denied.map((e) => e.details.message)).toEqual(['Query', 'Parse']);
+  });
+
   it('closes an idle session with FATAL 57P05, but not one whose statement is still running', async () => {
     const p = await proxy({ settings: { idleTimeoutMs: 300 } });
     const { client } = await open(p);

@@ -10,7 +10,7 @@ import type { Session, SessionContext, SessionResult } from '../handler';
 import { BackendStream, type ActionEnd, type TrackedAction } from './backend-stream';
 import { PreparedStatements } from './prepared-statements';
 import { hashParameters, rowsOfTag, summarizeStatement, type StatementSummary } from './statement-audit';
-import { abortReason, abortWords, errorFrame, parseMessage, poisonToken, policyDeniedError, rateLimitedError, terminatedError } from './wire';
+import { abortReason, abortWords, errorFrame, parseMessage, poisonToken, policyDeniedError, rateLimitedError, statementTooLargeError, terminatedError } from './wire';
 
 /**
  * One PostgreSQL session through the proxy, after startup: the message loop
@@ -108,7 +108,8 @@ interface Step {
   recorded: boolean;
 }
 
-const isExtended = (m: TypedFrontendMessage): boolean => m.type !== 'Query' && m.type !== 'FunctionCall';
+const isExtended = (m: TypedFrontendMessage): boolean =>
+  m.type === 'OversizedStatement' ? m.messageType === 'Parse' : m.type !== 'Query' && m.type !== 'FunctionCall';
 
 /** The refusal for a decision record the audit trail would not take. */
 const auditError = (err: unknown): AppError =>
@@ -391,6 +392,14 @@ export class PostgresSession implements Session {
           });
         }
         this.planText(m, j, steps);
+        continue;
+      }
+      if (m.type === 'OversizedStatement') {
+        // Its bytes were never read: refused like a denial (54000), and the session goes on.
+        this.requests += 1;
+        const bytes = m.length - 4;
+        steps.push(this.refuse(m, statementTooLargeError(bytes, this.decoder.maxQueryLength - 4), { message: m.messageType, reason: 'statement too large', bytes }));
+        if (m.messageType === 'Parse') this.planSkipping = true;
         continue;
       }
       if (this.planOther(m, steps)) return steps;

@@ -23,6 +23,13 @@ export const policyDeniedError = (reason: string): AppError =>
     meta: { hint: 'Ask an administrator to extend your policy, or use "pa admin policies evaluate" to see which rule applies.' },
   });
 
+/** 54000 for a Query or Parse over the proxy's size cap (skipped unread; the session goes on). */
+export const statementTooLargeError = (bytes: number, capBytes: number): AppError =>
+  new AppError('PAYLOAD_TOO_LARGE', {
+    message: `statement too large: ${bytes} bytes, over the proxy's limit of ${capBytes} bytes`,
+    meta: { hint: 'Send large values as parameters of a prepared statement or with COPY, or split the statement.' },
+  });
+
 /** 53400 for a statement refused by the statement rate limit. */
 export const rateLimitedError = (retryAfterMs: number): AppError =>
   new AppError('RATE_LIMITED', { message: `statement rate limit exceeded; retry in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} s.` });
