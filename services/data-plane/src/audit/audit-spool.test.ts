@@ -11,6 +11,10 @@ const recordSize = (e: AuditEvent): number => encodeRecord(Buffer.from(JSON.stri
 const drain = async (spool: AuditSpool): Promise<AuditEvent[]> => spool.readUnacked(1_000_000);
 const ids = (events: readonly AuditEvent[]): string[] => events.map((e) => e.id);
 
+const waitUntil = async (done: () => boolean): Promise<void> => {
+  while (!done()) await new Promise((r) => setImmediate(r));
+};
+
 const codeOf = async (p: Promise<unknown>): Promise<string> => {
   try {
     await p;
@@ -472,6 +476,32 @@ describe('AuditSpool', () => {
       await spool.settle();
       expect(fs.calls.datasync - fsyncsBefore).toBe(1); // the held one finishes, one more for the burst
       expect(ids(await drain(spool)).slice(-20)).toEqual(ids(burst));
+    });
+
+    it('under steady load, written records wait for the window: at most one fsync per window', async () => {
+      const fs = new TestFs();
+      const timers = new ManualTimers();
+      const spool = await open({ fs, timers, durability: 'written', groupCommitWindowMs: 50 });
+      const first = spool.append(makeEvent()); // no segment yet: the writer's path, after the window
+      await waitUntil(() => timers.pendingDelays().length === 1);
+      timers.advance(50);
+      await first;
+      const fsyncs = fs.calls.datasync;
+      for (let i = 0; i < 5; i += 1) await spool.append(makeEvent()); // written at once, nothing waits
+      for (let round = 1; round <= 3; round += 1) {
+        await waitUntil(() => timers.pendingDelays().length === 1);
+        expect(fs.calls.datasync).toBe(fsyncs + round - 1); // not before the window ends
+        fs.hold();
+        timers.advance(50); // the window ends: a group commit starts, its fsync held
+        await fs.waitForHeld(1);
+        for (let i = 0; i < 5; i += 1) await spool.append(makeEvent()); // written during that fsync
+        fs.release();
+      }
+      // The last five wait for their window like the others: no fsync straight after the one before.
+      await waitUntil(() => timers.pendingDelays().length === 1);
+      expect(fs.calls.datasync).toBe(fsyncs + 3);
+      await spool.settle();
+      expect(ids(await drain(spool))).toHaveLength(21);
     });
 
     it('keeps call order across segments, and every event is there after a process crash without fsync', async () => {

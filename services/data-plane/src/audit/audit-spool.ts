@@ -244,6 +244,8 @@ export class AuditSpool implements AuditSpoolReader {
   /** `written` durability: appends of this tick, written together in a microtask. */
   private toWrite: WriteRequest[] = [];
   private writeScheduled = false;
+  /** `settle` calls in progress: they want everything committed now, window or not. */
+  private settling = 0;
   private lostEvents = 0;
   private maintenance: Promise<void> = Promise.resolve();
   private readonly listeners = new Set<() => void>();
@@ -514,9 +516,14 @@ export class AuditSpool implements AuditSpoolReader {
   /** Commits whatever is queued now (without waiting for the group window) and resolves when nothing is queued or being written. */
   async settle(): Promise<void> {
     if (this.writeScheduled) this.writeNow();
-    while (this.writer !== undefined || this.queue.length > 0) {
-      if (this.writer === undefined) this.startWriter();
-      await this.writer;
+    this.settling += 1;
+    try {
+      while (this.writer !== undefined || this.queue.length > 0) {
+        if (this.writer === undefined) this.startWriter();
+        await this.writer;
+      }
+    } finally {
+      this.settling -= 1;
     }
   }
 
@@ -589,15 +596,21 @@ export class AuditSpool implements AuditSpoolReader {
     this.writer = this.runWriter().finally(() => {
       this.writer = undefined;
       // Appends made between the writer's last look at the queue and now saw a
-      // running writer and scheduled nothing: they have waited long enough.
-      if (this.queue.length > 0) this.startWriter();
+      // running writer and scheduled nothing: they have waited long enough —
+      // unless nothing waits for them (`written` records only): those keep the
+      // window, so fsyncs stay at most one per window under steady load.
+      if (this.queue.length === 0) return;
+      if (this.durability === 'written' && this.unwritten === 0 && this.settling === 0) this.scheduleCommit();
+      else this.startWriter();
     });
   }
 
   private async runWriter(): Promise<void> {
     // Appends that arrive while a group is being written wait for it and then
-    // form the next group together: the classic group commit.
-    while (this.queue.length > 0) {
+    // form the next group together: the classic group commit. Records written
+    // at append time that nobody waits for keep the window instead.
+    for (let first = true; this.queue.length > 0; first = false) {
+      if (!first && this.durability === 'written' && this.unwritten === 0 && !this.settling) break;
       const group = this.queue;
       this.queue = [];
       const bytes = group.reduce((n, r) => n + r.bytes.length, 0);
