@@ -11,11 +11,13 @@ import {
   generateSigningKeyPair,
   signGrant,
   verifyGrant,
+  GrantVerifier,
   type GrantContentInput,
   type KeyPairWithId,
 } from './index';
 
 const ISSUER = 'https://cp.example.test';
+const DEFAULT_TOLERANCE = 30;
 const T0 = new Date('2030-01-01T00:00:00Z');
 const T0_S = T0.getTime() / 1000;
 const at = (secondsAfterT0: number) => () => new Date(T0.getTime() + secondsAfterT0 * 1000);
@@ -295,5 +297,52 @@ describe('key rotation with overlap', () => {
     overlap.remove(signer.kid);
     expect(await codeOf(verify(oldGrant.token, { keyStore: overlap }))).toBe('GRANT_KEY_UNKNOWN');
     await expect(verify(newGrant.token, { keyStore: overlap })).resolves.toBeDefined();
+  });
+});
+
+describe('GrantVerifier (verified tokens remembered)', () => {
+  const opts = (o: { clock?: () => Date; keyStore?: KeyStore; issuer?: string } = {}) => ({ keyStore: o.keyStore ?? store, issuer: o.issuer ?? ISSUER, clock: o.clock ?? at(1) });
+
+  it('answers a token it has verified from memory, with the same claims', async () => {
+    const v = new GrantVerifier();
+    const { token } = await sign();
+    const first = await v.verify(token, opts());
+    expect(v.size).toBe(1);
+    expect(await v.verify(token, opts())).toBe(first);
+  });
+
+  it('refuses a remembered token once it expires, and forgets it', async () => {
+    const v = new GrantVerifier();
+    const { token } = await sign({ ttlSeconds: 60 });
+    await v.verify(token, opts());
+    expect(await codeOf(v.verify(token, opts({ clock: at(60 + DEFAULT_TOLERANCE + 1) })))).toBe('GRANT_EXPIRED');
+    expect(v.size).toBe(0);
+  });
+
+  it('refuses a remembered token once its key is removed or replaced', async () => {
+    const v = new GrantVerifier();
+    const own = new KeyStore().addVerificationKey(signer.kid, signer.publicKey);
+    const { token } = await sign();
+    await v.verify(token, opts({ keyStore: own }));
+    own.remove(signer.kid);
+    expect(await codeOf(v.verify(token, opts({ keyStore: own })))).toBe('GRANT_KEY_UNKNOWN');
+    const other = await generateSigningKeyPair();
+    own.addVerificationKey(signer.kid, other.publicKey); // the same kid, another key
+    expect(await codeOf(v.verify(token, opts({ keyStore: own })))).toBe('GRANT_SIGNATURE_INVALID');
+  });
+
+  it('does not answer from memory for another issuer, nor for a token that differs by one character', async () => {
+    const v = new GrantVerifier();
+    const { token } = await sign();
+    await v.verify(token, opts());
+    expect(await codeOf(v.verify(token, opts({ issuer: 'https://other.example.test' })))).toBe('GRANT_ISSUER_MISMATCH');
+    const tampered = `${token.slice(0, -2)}${token.endsWith('AA') ? 'BB' : 'AA'}`;
+    expect(await codeOf(v.verify(tampered, opts()))).toBe('GRANT_SIGNATURE_INVALID');
+  });
+
+  it('keeps at most maxEntries tokens', async () => {
+    const v = new GrantVerifier({ maxEntries: 2 });
+    for (let i = 0; i < 3; i += 1) await v.verify((await sign({ clock: at(i) })).token, opts({ clock: at(3) }));
+    expect(v.size).toBe(2);
   });
 });

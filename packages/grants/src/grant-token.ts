@@ -172,3 +172,82 @@ const fromJoseError = (err: unknown): AppError => {
   }
   return fail('GRANT_MALFORMED', 'The grant cannot be verified.', err);
 };
+
+/** Options of {@link GrantVerifier}. */
+export interface GrantVerifierOptions {
+  /** Most verified tokens remembered (default 10 000). */
+  readonly maxEntries?: number;
+}
+
+interface VerifiedEntry {
+  readonly claims: GrantClaims;
+  readonly kid: string;
+  /** The key that verified it: the entry only counts while the key store still holds this very key. */
+  readonly key: CryptoKey;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly tolerance: number;
+}
+
+/**
+ * {@link verifyGrant} with a memory of tokens it has verified. `pa connect`
+ * presents the same grant for every tunnel it opens, and a signature check
+ * (WebCrypto, off the event loop and back) plus the claims schema cost most of
+ * a tunnel's admission; a token seen before is answered from memory.
+ *
+ * What is remembered is exactly one token string's verified claims, and a hit
+ * is only taken when everything the first check depended on still holds: the
+ * key store still holds the very key object that verified it (a rotated-out or
+ * replaced key makes every token it signed go through the full check, and
+ * fail), the same issuer, audience and tolerance are asked for, and the token
+ * is inside its `nbf`/`exp` window by the caller's clock. Otherwise the full
+ * check runs and gives its own answer (GRANT_EXPIRED, GRANT_KEY_UNKNOWN…).
+ * Revocation is not the verifier's business: callers check it after.
+ */
+export class GrantVerifier {
+  private readonly entries = new Map<string, VerifiedEntry>();
+  private readonly maxEntries: number;
+
+  constructor(options: GrantVerifierOptions = {}) {
+    this.maxEntries = Math.max(0, options.maxEntries ?? 10_000);
+  }
+
+  /** Tokens remembered. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async verify(token: string, options: VerifyGrantOptions): Promise<GrantClaims> {
+    const issuer = Array.isArray(options.issuer) ? options.issuer.join('\u0000') : options.issuer;
+    const audience = options.audience ?? GRANT_AUDIENCE;
+    const tolerance = options.clockToleranceSec ?? DEFAULT_CLOCK_TOLERANCE_SECONDS;
+    const hit = typeof token === 'string' ? this.entries.get(token) : undefined;
+    if (hit !== undefined) {
+      const now = (options.clock ?? (() => new Date()))().getTime() / 1000;
+      if (
+        options.keyStore.verificationKey(hit.kid) === hit.key &&
+        hit.issuer === issuer &&
+        hit.audience === audience &&
+        hit.tolerance === tolerance &&
+        now >= hit.claims.nbf - tolerance &&
+        now < hit.claims.exp + tolerance
+      ) {
+        this.entries.delete(token);
+        this.entries.set(token, hit);
+        return hit.claims;
+      }
+      this.entries.delete(token);
+    }
+    const claims = await verifyGrant(token, options);
+    const kid = decodeProtectedHeader(token).kid as string;
+    const key = options.keyStore.verificationKey(kid);
+    if (key !== undefined && this.maxEntries > 0) {
+      this.entries.set(token, { claims, kid, key, issuer, audience, tolerance });
+      if (this.entries.size > this.maxEntries) {
+        const oldest = this.entries.keys().next();
+        if (!oldest.done) this.entries.delete(oldest.value);
+      }
+    }
+    return claims;
+  }
+}

@@ -25,6 +25,8 @@ export {
   type TlsMode,
 } from './claims';
 export {
+  GrantVerifier,
+  type GrantVerifierOptions,
   DEFAULT_CLOCK_TOLERANCE_SECONDS,
   MAX_GRANT_TOKEN_LENGTH,
   signGrant,

@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { AppError, newId, toAppError, type KeyPair, type Logger } from '@pa/kit';
-import { decryptCredentials, verifyGrant, type BackendCredentials, type GrantClaims, type KeyStore } from '@pa/grants';
+import { decryptCredentials, GrantVerifier, type BackendCredentials, type GrantClaims, type KeyStore } from '@pa/grants';
 import { loadCompiledPolicy, type PolicyEngine } from '@pa/policy';
 import { concurrencyError, rateLimitError, revocationError, type State } from '@pa/state';
 import { acceptTunnel, parseTunnelRequest, rejectTunnel } from '@pa/tunnel';
@@ -63,6 +63,9 @@ export const createTunnelListener = (d: TunnelListenerDeps): Server => {
     else socket.destroy();
   });
 
+  // `pa connect` presents one grant for all its tunnels: verified once, then answered from memory.
+  const verifier = new GrantVerifier();
+
   const admit = async (req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> => {
     const started = process.hrtime.bigint();
     let grant: GrantClaims | null = null;
@@ -93,7 +96,7 @@ export const createTunnelListener = (d: TunnelListenerDeps): Server => {
     const keys = d.keys();
     if (!keys) return refuse(new AppError('NOT_READY', { message: 'This node has no grant keys yet; try again shortly.' }));
     try {
-      grant = await verifyGrant(tunnelReq.grant, { keyStore: keys, issuer: d.config.controlPlane.issuer, clock });
+      grant = await verifier.verify(tunnelReq.grant, { keyStore: keys, issuer: d.config.controlPlane.issuer, clock });
     } catch (err) {
       return refuse(err);
     }
