@@ -20,6 +20,7 @@ export {
   AuditSpool,
   AUDIT_SPOOL_DEFAULTS,
   type AuditAdmission,
+  type AuditSpoolDurability,
   type AuditSpoolOptions,
   type AuditSpoolReader,
   type AuditSpoolStats,

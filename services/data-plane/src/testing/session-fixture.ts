@@ -5,7 +5,7 @@ import { newId, createCaptureLogger, type Logger } from '@pa/kit';
 import { encryptCredentials, generateNodeKeyPair, generateSigningKeyPair, KeyStore, signGrant, verifyGrant, type BackendCredentials, type GrantClaims } from '@pa/grants';
 import { compilePolicy, createPolicyEngine, initPolicyEngine, loadCompiledPolicy, type PolicyDocumentInput, type PolicyEngine, type Protocol } from '@pa/policy';
 import { MemoryRateLimits } from '@pa/state';
-import { AuditRecorder, AuditSpool, type AuditEvent } from '../audit';
+import { AuditRecorder, AuditSpool, type AuditEvent, type AuditSpoolDurability } from '../audit';
 import { sessionAudit, type HandlerSettings, type SessionContext } from '../protocols/handler';
 
 /**
@@ -27,6 +27,8 @@ export interface SessionFixtureOptions {
   idleTimeoutSeconds?: number;
   /** Override the audit sink (e.g. one that refuses, to test spool-full behaviour). */
   audit?: SessionContext['audit'];
+  /** The spool's durability (default `written`, as on a node). */
+  auditDurability?: AuditSpoolDurability;
 }
 
 export interface SessionFixture {
@@ -68,7 +70,9 @@ export const createSessionFixture = async (o: SessionFixtureOptions): Promise<Se
   );
   const grant = await verifyGrant(signed.token, { keyStore: keys, issuer: 'pa-test' });
   const dir = mkdtempSync(join(tmpdir(), 'pa-spool-'));
-  const spool = await AuditSpool.open({ dir });
+  // As a node runs it (services/data-plane/src/node.ts): written durability, 10 ms groups.
+  const durability = o.auditDurability ?? 'written';
+  const spool = await AuditSpool.open({ dir, durability, groupCommitWindowMs: durability === 'written' ? 10 : 2 });
   const recorder = new AuditRecorder({ spool, nodeId: 'node-test' });
   const engine = createPolicyEngine();
   const { logger, lines } = createCaptureLogger('data-plane-test');
