@@ -4,3 +4,4 @@ export { freePort } from './ports';
 export { startThrowawayPostgres, type ThrowawayPostgres, type ThrowawayPostgresOptions, type ThrowawayAuth } from './throwaway-postgres';
 export { startFaultProxy, type FaultProxy } from './fault-proxy';
 export { createTestPki, type TestPki, type TestCa, type TestCertificate, type IssueOptions } from './certificates';
+export { thrownAppError } from './errors';

@@ -2,20 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppError, type Env } from '@pa/kit';
+import { type AppError, type Env } from '@pa/kit';
+import { thrownAppError } from '@pa/testing';
 import { loadConfig } from '../src/config';
 
-/** The CONFIG_INVALID error `fn` throws (fails the test when it throws nothing or something else). */
-const configError = (fn: () => unknown): AppError => {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppError);
-    expect((err as AppError).code).toBe('CONFIG_INVALID');
-    return err as AppError;
-  }
-  throw new Error('expected CONFIG_INVALID, nothing was thrown');
-};
+const configError = (fn: () => unknown): AppError => thrownAppError(fn, 'CONFIG_INVALID');
 
 const masterKey = (id = 'k1') => `${id}:${randomBytes(32).toString('base64')}`;
 

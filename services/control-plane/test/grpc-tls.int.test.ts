@@ -1,7 +1,7 @@
 import { credentials, status, type ChannelCredentials } from '@grpc/grpc-js';
 import { AuditAckStatus, AuditOutcome, GrantServiceClient, NodeServiceClient, Protocol, timestampFromDate } from '@pa/contracts';
-import { AppError, newId } from '@pa/kit';
-import { createTestPki, type TestCa, type TestCertificate, type TestPki } from '@pa/testing';
+import { type AppError, newId } from '@pa/kit';
+import { createTestPki, thrownAppError, type TestCa, type TestCertificate, type TestPki } from '@pa/testing';
 import { loadGrpcTls, type GrpcTls } from '../src/grpc/tls';
 import { createConnection, createPolicy, createRole, userWithToken } from './fixtures';
 import { grantClient, grpcFailure, nextKeySet, nodeClient, type NodeSpec } from './grpc-client';
@@ -199,16 +199,7 @@ describe('gRPC over TLS', () => {
   });
 
   describe('loadGrpcTls', () => {
-    const configError = (fn: () => unknown): AppError => {
-      try {
-        fn();
-      } catch (err) {
-        expect(err).toBeInstanceOf(AppError);
-        expect((err as AppError).code).toBe('CONFIG_INVALID');
-        return err as AppError;
-      }
-      throw new Error('expected CONFIG_INVALID');
-    };
+    const configError = (fn: () => unknown): AppError => thrownAppError(fn, 'CONFIG_INVALID');
 
     it('reports every unusable file at once, naming the setting and the file, never the key', () => {
       const notPem = pki.file('not-a-cert.pem', 'hello\n');

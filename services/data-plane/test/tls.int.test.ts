@@ -6,7 +6,7 @@ import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc
 import { AuditAckStatus, NodeServiceService, type NodeServiceServer, type WatchKeysRequest, type WatchKeysResponse } from '@pa/contracts';
 import { AppError, createCaptureLogger, tlsFailureOf } from '@pa/kit';
 import { createState, type State } from '@pa/state';
-import { createTestPki, type TestCa, type TestCertificate, type TestPki } from '@pa/testing';
+import { createTestPki, thrownAppError, type TestCa, type TestCertificate, type TestPki } from '@pa/testing';
 import { openTunnel } from '@pa/tunnel';
 import type { AuditEvent } from '../src/audit';
 import { loadConfig } from '../src/config';
@@ -29,16 +29,7 @@ const logged = async (lines: string[], message: string, ms = 10_000): Promise<Re
   }
 };
 
-const configError = (fn: () => unknown): AppError => {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppError);
-    expect((err as AppError).code).toBe('CONFIG_INVALID');
-    return err as AppError;
-  }
-  throw new Error('expected CONFIG_INVALID');
-};
+const configError = (fn: () => unknown): AppError => thrownAppError(fn, 'CONFIG_INVALID');
 
 let pki: TestPki;
 let ca: TestCa;
