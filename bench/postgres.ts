@@ -91,8 +91,10 @@ export const runPostgres = async (cfg: BenchConfig, ctx: BenchContext, tools: To
     const results = new Map<string, PgbenchResult>();
     const fsyncs: string[] = [];
     const key = (path: string, mode: string, c: number): string => `${path}|${mode}|${c}`;
-    const bench = async (p: LoadPath, mode: string, c: number, seconds: number): Promise<PgbenchResult> => {
-      const args = ['-n', '-S', '-M', mode, '-c', String(c), '-j', String(Math.min(c, 2)), '-T', String(seconds), p.name === 'direct' ? connStr(db) : connStr(db, '127.0.0.1', p.port as number)];
+    /** `extra`: `-C` (a new connection per transaction), or `write` (the default TPC-B-like mix instead of -S). */
+    const bench = async (p: LoadPath, mode: string, c: number, seconds: number, extra: 'connect' | 'write' | null = null): Promise<PgbenchResult> => {
+      const script = extra === 'write' ? [] : ['-S'];
+      const args = ['-n', ...script, ...(extra === 'connect' ? ['-C'] : []), '-M', mode, '-c', String(c), '-j', String(Math.min(c, 2)), '-T', String(seconds), p.name === 'direct' ? connStr(db) : connStr(db, '127.0.0.1', p.port as number)];
       const r = await run(pgbench, args, seconds * 1000 + 30_000);
       if (r.timedOut) throw new Error('pgbench did not finish in time');
       if (r.code !== 0 && !/tps = /.test(r.stdout)) throw new Error((r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | '));
@@ -113,6 +115,9 @@ export const runPostgres = async (cfg: BenchConfig, ctx: BenchContext, tools: To
             if (r.failed) notes.push(`${p.name} ${mode} c${c}: ${r.failed} failed transactions`);
           }
         }
+        // Connection setup (connect + authenticate, one select each: pgbench -C) and a simple-protocol write mix.
+        results.set(key(p.name, 'connect', 1), await bench(p, 'simple', 1, cfg.pg.seconds, 'connect'));
+        results.set(key(p.name, 'write', 8), await bench(p, 'simple', 8, cfg.pg.seconds, 'write'));
       } catch (err) {
         p.skipped = `failed: ${errText(err)}`;
       }
@@ -168,26 +173,56 @@ export const runPostgres = async (cfg: BenchConfig, ctx: BenchContext, tools: To
           ),
         ]),
     );
-    notes.push(`pgbench -n -S -T ${cfg.pg.seconds} -j min(c,2), scale 1, database ${db} (dropped afterwards); (n%) = TPS vs direct; rate-limit windows raised so they never bind (each check still runs)`);
-    const bouncer = rows.filter((r) => r.path === 'pgbouncer (session)' && r.ratio !== null);
-    const mean = (xs: typeof rows): number | null => (xs.length ? xs.reduce((n, r) => n + (r.ratio as number), 0) / xs.length : null);
-    const bMean = mean(bouncer);
+    const extraRows = paths.map((p) => {
+      const cell = (k: string, c: number): string => {
+        const r = results.get(key(p.name, k, c));
+        const d = results.get(key('direct', k, c));
+        return r ? `${Math.round(r.tps)} (${d ? pct(r.tps / d.tps) : '-'})` : '-';
+      };
+      const conn = results.get(key(p.name, 'connect', 1));
+      return [p.name, cell('connect', 1), conn?.latencyMs != null ? conn.latencyMs.toFixed(3) : '-', cell('write', 8)];
+    });
+    const extras = table(['path', 'connect+select c1 (-C) TPS', 'ms per connection', 'write mix c8 (simple) TPS'], extraRows);
+    for (const p of paths) {
+      for (const [k, c] of [['connect', 1], ['write', 8]] as const) {
+        const r = results.get(key(p.name, k, c));
+        const d = results.get(key('direct', k, c));
+        if (r) rows.push({ path: p.name, mode: k === 'connect' ? 'simple -C' : 'simple tpcb-like', clients: c, tps: Math.round(r.tps), latencyMs: r.latencyMs, ratio: d ? round(r.tps / d.tps, 3) : null, note: p.skipped ?? null });
+      }
+    }
+    notes.push(`pgbench -n -S -T ${cfg.pg.seconds} -j min(c,2), scale 1, database ${db} (dropped afterwards); (n%) = TPS vs direct; -C: a new connection (connect + authenticate) for every transaction; write mix: pgbench's TPC-B-like script, simple protocol; rate-limit windows raised so they never bind (each check still runs)`);
+    const bouncer = rows.filter((r) => r.path === 'pgbouncer (session)' && r.ratio !== null && (MODES as readonly unknown[]).includes(r.mode));
+    if (bouncer.length) notes.push(`pgbouncer (session) mean select-only TPS ratio: ${pct(bouncer.reduce((n, r) => n + (r.ratio as number), 0) / bouncer.length)}`);
     return {
       step: 'postgres',
       title,
-      table: `${text}\n\n${lat}`,
+      table: `${text}\n\n${lat}\n\n${extras}`,
       rows,
       notes,
       goals: paths
         .filter((p) => p.name.includes('(postgres grant'))
-        .map((p) => {
-          const m = mean(rows.filter((r) => r.path === p.name && r.ratio !== null));
-          return {
-            name: `PostgreSQL: ${p.name}, mean TPS ratio over the 6 runs (no numeric goal; pgbouncer beside it)`,
-            target: bMean === null ? 'report' : `report (pgbouncer ${pct(bMean)})`,
-            measured: m === null ? (p.skipped ?? '-') : pct(m),
-            met: null,
+        .flatMap((p) => {
+          const ratio = (mode: string, c: number): number | null => {
+            const r = results.get(key(p.name, mode, c));
+            const d = results.get(key('direct', mode, c));
+            return r && d ? r.tps / d.tps : null;
           };
+          const goal = (name: string, min: number, measured: number | null) => ({ name: `PostgreSQL: ${p.name}, ${name}`, target: `≥ ${pct(min)}`, measured: measured === null ? (p.skipped ?? '-') : pct(measured), met: measured === null ? null : measured >= min });
+          const c1 = (mode: string): number | null => {
+            const r = results.get(key(p.name, mode, 1));
+            const d = results.get(key('direct', mode, 1));
+            return r?.latencyMs != null && d?.latencyMs != null ? (r.latencyMs - d.latencyMs) * 1000 : null;
+          };
+          const added = MODES.map(c1).filter((v): v is number => v !== null);
+          const worst = added.length ? Math.max(...added) : null;
+          const setup = ratio('connect', 1);
+          return [
+            goal('select-only simple c8 TPS vs direct', 0.7, ratio('simple', 8)),
+            goal('select-only extended c8 TPS vs direct', 0.65, ratio('extended', 8)),
+            goal('select-only prepared c8 TPS vs direct', 0.6, ratio('prepared', 8)),
+            { name: `PostgreSQL: ${p.name}, added latency per query at one client (worst mode)`, target: '≤ 40 µs', measured: worst === null ? '-' : `${Math.round(worst)} µs`, met: worst === null ? null : worst <= 40 },
+            { name: `PostgreSQL: ${p.name}, connection setup (pgbench -C) TPS vs direct`, target: '≥ 95%', measured: setup === null ? '-' : pct(setup), met: setup === null ? null : setup >= 0.95 },
+          ];
         }),
     };
   } finally {
