@@ -56,6 +56,34 @@ describe('postgres handler: extended query protocol', () => {
     expect(JSON.stringify(binds)).not.toContain('"2"');
   });
 
+  it('gives every bound portal an outcome record: executed, replaced, closed or left at session end', async () => {
+    const c = await open();
+    c.send(
+      msg.parse('nx', 'SELECT $1::int AS never_run_marker', [23]),
+      msg.bind('', 'nx', ['1']), // replaced by the next Bind of the unnamed portal, never executed
+      msg.bind('', 'nx', ['2']),
+      msg.execute(),
+      msg.bind('p_closed', 'nx', ['3']), // closed without an Execute
+      msg.close('P', 'p_closed'),
+      msg.sync(),
+    );
+    expect(types(await c.readyForQuery())).toBe('122DC23Z');
+    c.send(msg.bind('p_left', 'nx', ['4']), msg.flush()); // still open when the session ends
+    expect(types([(await c.next())!])).toBe('2');
+    c.send(msg.terminate());
+    const outcomesFor = async (): Promise<{ decisions: number[]; ends: Map<number, string> }> => {
+      const events = await proxy.fixture.events();
+      const mine = events.filter((e) => e.action === 'sql.statement' && e.details.message === 'Bind' && e.details.statement === 'nx');
+      const tunnel = mine[0]?.details.tunnelId;
+      const ends = new Map<number, string>();
+      for (const e of events) if (e.action === 'sql.result' && e.details.tunnelId === tunnel) ends.set(e.details.seq as number, e.details.end as string);
+      return { decisions: mine.map((e) => e.details.seq as number), ends };
+    };
+    let seen = await outcomesFor();
+    while (seen.decisions.some((seq) => !seen.ends.has(seq))) seen = await outcomesFor(); // the session's end is recorded after Terminate
+    expect(seen.decisions.map((seq) => seen.ends.get(seq))).toEqual(['not_executed', 'completed', 'not_executed', 'not_executed']);
+  });
+
   it('passes binary parameters and binary results', async () => {
     const c = await open();
     const four = Buffer.alloc(4);

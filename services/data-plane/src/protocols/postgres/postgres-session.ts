@@ -92,6 +92,8 @@ type StatementMessage = 'Query' | 'Bind' | 'FunctionCall' | 'Parse';
 interface SessionAction extends TrackedAction {
   readonly message: StatementMessage;
   readonly details: Record<string, unknown>;
+  /** A Bind's portal has had an Execute forwarded (its outcome then comes from the backend). */
+  executed: boolean;
 }
 
 /** What to do with one client message. */
@@ -357,7 +359,7 @@ export class PostgresSession implements Session {
 
   private newAction(message: StatementMessage, details: Record<string, unknown>): SessionAction {
     this.seq += 1;
-    return { seq: this.seq, message, details: { seq: this.seq, message, ...details }, startedAt: 0n, tags: [], sqlstate: null, bytes: 0, done: false };
+    return { seq: this.seq, message, details: { seq: this.seq, message, ...details }, startedAt: 0n, tags: [], sqlstate: null, bytes: 0, done: false, executed: false };
   }
 
   private step(msg: TypedFrontendMessage, kind: Step['kind'], action: SessionAction | null = null): Step {
@@ -582,17 +584,21 @@ export class PostgresSession implements Session {
           const a = s.action as SessionAction;
           (a as { startedAt: bigint }).startedAt = hrNow();
           if (m.type === 'Bind') {
-            this.portals.delete(m.portal);
+            this.dropPortal(m.portal);
             this.portals.set(m.portal, a);
             if (this.portals.size > this.tuning.maxPortals) {
               const oldest = this.portals.keys().next();
-              if (!oldest.done) this.portals.delete(oldest.value);
+              if (!oldest.done) this.dropPortal(oldest.value);
             }
           } else stream.forwardedQuery(a);
           break;
         }
         case 'forward':
-          if (m.type === 'Execute') stream.forwardedExecute(this.portals.get(m.portal) ?? null);
+          if (m.type === 'Execute') {
+            const a = this.portals.get(m.portal) ?? null;
+            if (a) a.executed = true;
+            stream.forwardedExecute(a);
+          } else if (m.type === 'Close' && m.target === 'P') this.dropPortal(m.name);
           else if (m.type === 'Sync') stream.forwardedSync();
           break;
       }
@@ -643,7 +649,19 @@ export class PostgresSession implements Session {
     client.uncork();
   }
 
-  private recordOutcome(a: SessionAction, how: ActionEnd | 'aborted'): void {
+  /**
+   * Forgets a portal (replaced by a Bind of the same name, closed, evicted, or
+   * the session ended). A bound portal that was never executed still gets its
+   * outcome record — `not_executed` — so every decision has one.
+   */
+  private dropPortal(name: string): void {
+    const a = this.portals.get(name);
+    if (a === undefined) return;
+    this.portals.delete(name);
+    if (!a.done && !a.executed) this.recordOutcome(a, 'not_executed');
+  }
+
+  private recordOutcome(a: SessionAction, how: ActionEnd | 'aborted' | 'not_executed'): void {
     a.done = true;
     let rows: number | null = null;
     for (const t of a.tags) {
@@ -713,6 +731,7 @@ export class PostgresSession implements Session {
     this.ctx.signal.removeEventListener('abort', this.onAbort);
     this.inbox.length = 0;
     for (const a of this.stream.pendingActions()) this.recordOutcome(a as SessionAction, 'aborted');
+    for (const name of [...this.portals.keys()]) this.dropPortal(name);
     this.flushOutcomes();
     if (fatal && fatal.code === 'INTERNAL') this.ctx.logger.error('PostgreSQL session ended by an internal error.', { err: fatal.cause });
     else if (fatal) this.ctx.logger.info('PostgreSQL session ended.', { reason, code: fatal.code });
