@@ -260,7 +260,11 @@ describe('FrontendDecoder', () => {
       const limits = { maxQueryLength: 100, maxCopyDataLength: 50, maxStartupLength: 64 };
       expect(run([startup, typed('Q', str('x'.repeat(95)))], limits).error).toBeNull();
       expect(run([startup, typed('Q', str('x'.repeat(96)))], { ...limits, skipOversizedStatements: false }).error).toMatch(/length/);
-      expect(run([startup, typed('B', str(''), str('s'), Buffer.alloc(100))], { ...limits, maxBindLength: 64 }).error).toMatch(/length/);
+      expect(run([startup, typed('B', str(''), str('s'), Buffer.alloc(100))], { ...limits, maxBindLength: 64, skipOversizedStatements: false }).error).toMatch(/length/);
+      expect(run([startup, typed('B', str(''), str('s'), Buffer.alloc(100))], { ...limits, maxBindLength: 64 })).toEqual({
+        messages: [expect.anything(), { type: 'OversizedStatement', messageType: 'Bind', length: 4 + 1 + 2 + 100, raw: '' }],
+        error: null,
+      });
       expect(run([startup, typed('d', Buffer.alloc(47))], limits).error).toMatch(/length/);
       // A header announcing a huge message is refused from the header alone.
       expect(run([startup, Buffer.concat([Buffer.from('Q'), i32(0x7fffffff)])]).error).toMatch(/length/);

@@ -8,6 +8,7 @@ import type {
   Execute,
   FrontendMessage,
   FunctionCall,
+  OversizedStatement,
   Parse,
   StartupMessage,
 } from './frontend-messages';
@@ -44,9 +45,9 @@ export interface FrontendDecoderLimits {
   /** Execute, Describe, Close, CopyFail (names and short text). Default 64 KiB. */
   readonly maxControlLength: number;
   /**
-   * A Query or Parse over `maxQueryLength` but within PostgreSQL's own 1 GiB
-   * message limit is skipped unbuffered and reported as an
-   * `OversizedStatement` (default true); false makes it a violation.
+   * A Query or Parse over `maxQueryLength`, or a Bind over `maxBindLength`,
+   * but within PostgreSQL's own 1 GiB message limit is skipped unbuffered and
+   * reported as an `OversizedStatement` (default true); false makes it a violation.
    */
   readonly skipOversizedStatements: boolean;
 }
@@ -128,15 +129,18 @@ export class FrontendDecoder {
   private readonly skipOversized: boolean;
   /** The cap on a Query's or Parse's length word (see {@link FrontendDecoderLimits.maxQueryLength}). */
   readonly maxQueryLength: number;
+  /** The cap on a Bind's length word (see {@link FrontendDecoderLimits.maxBindLength}). */
+  readonly maxBindLength: number;
   /** Bytes of an oversized statement still to skip, and what to report once they are. */
   private skipRemaining = 0;
-  private skipped: { messageType: 'Query' | 'Parse'; length: number } | null = null;
+  private skipped: { messageType: OversizedStatement['messageType']; length: number } | null = null;
 
   constructor(limits: Partial<FrontendDecoderLimits> = {}) {
     const l = { ...DEFAULT_FRONTEND_LIMITS, ...limits };
     this.maxStartup = positiveInt(l.maxStartupLength, 'maxStartupLength');
     this.skipOversized = l.skipOversizedStatements !== false;
     this.maxQueryLength = positiveInt(l.maxQueryLength, 'maxQueryLength');
+    this.maxBindLength = positiveInt(l.maxBindLength, 'maxBindLength');
     const set = (code: number, min: number, max: number): void => {
       this.minByType[code] = min;
       this.maxByType[code] = max;
@@ -200,7 +204,7 @@ export class FrontendDecoder {
         pos += take;
         this.skipRemaining -= take;
         if (this.skipRemaining === 0) {
-          const skipped = this.skipped as { messageType: 'Query' | 'Parse'; length: number };
+          const skipped = this.skipped as { messageType: OversizedStatement['messageType']; length: number };
           this.skipped = null;
           onMessage({ type: 'OversizedStatement', messageType: skipped.messageType, length: skipped.length, raw: EMPTY });
         }
@@ -290,8 +294,9 @@ export class FrontendDecoder {
       this.fail('Invalid frontend message type.', { messageType: code });
       return -1;
     }
-    if (len > max && this.skipOversized && (code === FrontendCode.Query || code === FrontendCode.Parse) && len <= PG_MAX_MESSAGE_LENGTH) {
-      this.skipped = { messageType: code === FrontendCode.Query ? 'Query' : 'Parse', length: len };
+    const skippable = code === FrontendCode.Query || code === FrontendCode.Parse || code === FrontendCode.Bind;
+    if (len > max && this.skipOversized && skippable && len <= PG_MAX_MESSAGE_LENGTH) {
+      this.skipped = { messageType: code === FrontendCode.Query ? 'Query' : code === FrontendCode.Parse ? 'Parse' : 'Bind', length: len };
       this.skipTotal = len + 1;
       return SKIP;
     }

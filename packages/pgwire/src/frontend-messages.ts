@@ -170,15 +170,15 @@ export interface AuthenticationResponse {
 }
 
 /**
- * Not a protocol message: a Query or Parse longer than the decoder's cap. Its
+ * Not a protocol message: a Query, Parse or Bind longer than the decoder's cap. Its
  * bytes were skipped without being buffered (only its length was read), so
  * the session can refuse that one statement in the protocol's own way
  * (ErrorResponse 54000) and go on, instead of ending the connection.
  */
 export interface OversizedStatement {
   readonly type: 'OversizedStatement';
-  /** Which message it was: a simple Query, or a Parse of the extended protocol. */
-  readonly messageType: 'Query' | 'Parse';
+  /** Which message it was: a simple Query, or a Parse or Bind (its parameters) of the extended protocol. */
+  readonly messageType: 'Query' | 'Parse' | 'Bind';
   /** Its length word (bytes after the type byte). */
   readonly length: number;
   /** Always empty: nothing of it was kept. */

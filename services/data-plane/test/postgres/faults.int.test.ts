@@ -199,7 +199,7 @@ describe('postgres handler: faults, limits, cancel', () => {
     expect(rowsOf(r3)).toEqual([['3']]);
   });
 
-  it('refuses a statement over the 1 MiB cap with 54000 without reading it, keeps transaction semantics, and the session goes on', async () => {
+  it('refuses a statement or Bind over the 1 MiB cap with 54000 without reading it, keeps transaction semantics, and the session goes on', async () => {
     const p = await proxy();
     const { client } = await open(p);
     const huge = `INSERT INTO audit_log VALUES ('oversize-' || length('${'x'.repeat(1024 * 1024 + 10)}'))`;
@@ -218,10 +218,17 @@ describe('postgres handler: faults, limits, cancel', () => {
     expect(types(ext)).toBe('EZ');
     expect(errorOf(ext[0]).code).toBe('54000');
     expect(rowsOf(await client.readyForQuery())).toEqual([['2']]);
+    // A Bind whose parameter is over the cap: refused the same way (54000), the session goes on.
+    client.send(msg.parse('', "INSERT INTO audit_log VALUES ('oversize-' || length($1::text))"), msg.bind('', '', ['y'.repeat(1024 * 1024 + 10)]), msg.execute(), msg.sync(), msg.query('SELECT 3'));
+    const bind = await client.readyForQuery();
+    expect(types(bind)).toBe('1EZ');
+    expect(errorOf(bind[1])).toMatchObject({ code: '54000', message: expect.stringContaining('parameters too large') });
+    expect(rowsOf(await client.readyForQuery())).toEqual([['3']]);
     // Nothing of it reached the backend; the rolled-back insert is gone too.
     await app.direct(async (d) => expect((await d.query("SELECT count(*)::int AS n FROM audit_log WHERE msg = 'before-huge' OR msg LIKE 'oversize-%'")).rows[0]).toEqual({ n: 0 }));
     const denied = (await p.fixture.events()).filter((e) => e.action === 'sql.statement' && e.outcome === 'denied' && e.details.reason === 'statement too large');
     expect(denied.map((e) => e.details.message)).toEqual(['Query', 'Parse']);
+    expect((await p.fixture.events()).filter((e) => e.action === 'sql.statement' && e.outcome === 'denied' && e.details.reason === 'parameters too large')).toHaveLength(1);
   });
 
   it('closes an idle session with FATAL 57P05, but not one whose statement is still running', async () => {

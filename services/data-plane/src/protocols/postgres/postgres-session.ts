@@ -10,7 +10,7 @@ import type { Session, SessionContext, SessionResult } from '../handler';
 import { BackendStream, type ActionEnd, type TrackedAction } from './backend-stream';
 import { PreparedStatements } from './prepared-statements';
 import { hashParameters, rowsOfTag, summarizeStatement, type StatementSummary } from './statement-audit';
-import { abortReason, abortWords, errorFrame, parseMessage, poisonToken, policyDeniedError, rateLimitedError, statementTooLargeError, terminatedError } from './wire';
+import { abortReason, abortWords, errorFrame, parametersTooLargeError, parseMessage, poisonToken, policyDeniedError, rateLimitedError, statementTooLargeError, terminatedError } from './wire';
 
 /**
  * One PostgreSQL session through the proxy, after startup: the message loop
@@ -111,7 +111,7 @@ interface Step {
 }
 
 const isExtended = (m: TypedFrontendMessage): boolean =>
-  m.type === 'OversizedStatement' ? m.messageType === 'Parse' : m.type !== 'Query' && m.type !== 'FunctionCall';
+  m.type === 'OversizedStatement' ? m.messageType !== 'Query' : m.type !== 'Query' && m.type !== 'FunctionCall';
 
 /** The refusal for a decision record the audit trail would not take. */
 const auditError = (err: unknown): AppError =>
@@ -400,8 +400,10 @@ export class PostgresSession implements Session {
         // Its bytes were never read: refused like a denial (54000), and the session goes on.
         this.requests += 1;
         const bytes = m.length - 4;
-        steps.push(this.refuse(m, statementTooLargeError(bytes, this.decoder.maxQueryLength - 4), { message: m.messageType, reason: 'statement too large', bytes }));
-        if (m.messageType === 'Parse') this.planSkipping = true;
+        const refusal = m.messageType === 'Bind' ? parametersTooLargeError(bytes, this.decoder.maxBindLength - 4) : statementTooLargeError(bytes, this.decoder.maxQueryLength - 4);
+        const reason = m.messageType === 'Bind' ? 'parameters too large' : 'statement too large';
+        steps.push(this.refuse(m, refusal, { message: m.messageType, reason, bytes }));
+        if (m.messageType !== 'Query') this.planSkipping = true;
         continue;
       }
       if (this.planOther(m, steps)) return steps;

@@ -30,6 +30,13 @@ export const statementTooLargeError = (bytes: number, capBytes: number): AppErro
     meta: { hint: 'Send large values as parameters of a prepared statement or with COPY, or split the statement.' },
   });
 
+/** 54000 for a Bind whose parameters are over the proxy's size cap (skipped unread; the session goes on). */
+export const parametersTooLargeError = (bytes: number, capBytes: number): AppError =>
+  new AppError('PAYLOAD_TOO_LARGE', {
+    message: `parameters too large: ${bytes} bytes in one Bind, over the proxy's limit of ${capBytes} bytes`,
+    meta: { hint: 'Send large values with COPY, or in smaller pieces.' },
+  });
+
 /** 53400 for a statement refused by the statement rate limit. */
 export const rateLimitedError = (retryAfterMs: number): AppError =>
   new AppError('RATE_LIMITED', { message: `statement rate limit exceeded; retry in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} s.` });
