@@ -59,7 +59,32 @@ interface Bucket {
   scope: RateLimitScope;
   shared: RateLimiterRedis | null;
   local: RateLimiterMemory;
+  /** Points taken from Redis at a time for request windows (1: every request asks Redis). */
+  leaseSize: number;
 }
+
+/**
+ * Points of a shared request window held by this node: taken from Redis
+ * `leaseSize` at a time and spent locally until the window ends.
+ */
+interface Lease {
+  tokens: number;
+  /** When the Redis window these points belong to ends (ms, node clock). */
+  until: number;
+  /** A lease request in flight (callers that find no token wait for it). */
+  pending: Promise<void> | null;
+  /** Redis refused the last lease request: ask for single points until the window ends. */
+  exhausted: boolean;
+}
+
+/**
+ * Request windows of at least this many points are leased (1/LEASE_FRACTION
+ * of the window at a time); smaller ones are counted in Redis point by point.
+ */
+const MIN_LEASED_POINTS = 40;
+const LEASE_FRACTION = 20;
+/** Leases held before ended ones are swept. */
+const MAX_LEASES = 10_000;
 
 type Outcome = { ok: true } | { ok: false; retryAfterMs: number };
 
@@ -97,10 +122,12 @@ export const DEFAULT_COOLDOWN_MS = 1000;
 const buildBuckets = (windows: RateLimitWindows, shared: ((name: BucketName, w: RateLimitWindow) => RateLimiterRedis) | null): Record<BucketName, Bucket> => {
   const make = (name: BucketName): Bucket => {
     const w = windows[name];
+    const leased = (name === 'requestPerUser' || name === 'requestPerConnection') && w.points >= MIN_LEASED_POINTS;
     return {
       scope: BUCKETS[name].scope,
       shared: shared ? shared(name, w) : null,
       local: new RateLimiterMemory({ keyPrefix: BUCKETS[name].key, points: w.points, duration: w.durationSeconds }),
+      leaseSize: leased ? Math.floor(w.points / LEASE_FRACTION) : 1,
     };
   };
   return { tunnelPerUser: make('tunnelPerUser'), tunnelPerConnection: make('tunnelPerConnection'), requestPerUser: make('requestPerUser'), requestPerConnection: make('requestPerConnection') };
@@ -150,10 +177,13 @@ export class MemoryRateLimits implements RateLimits {
 export class RedisRateLimits implements RateLimits {
   private readonly buckets: Record<BucketName, Bucket>;
   private readonly gate: RedisGate;
+  private readonly clock: Clock;
+  private readonly leases = new Map<string, Lease>();
 
   constructor(options: RedisRateLimitsOptions) {
     if (!options.client) throw new TypeError('RedisRateLimits needs a Redis client.');
     const keys = stateKeys(options.keyPrefix);
+    this.clock = options.clock ?? systemClock;
     this.gate = new RedisGate(options.client, {
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       cooldownMs: options.cooldownMs ?? DEFAULT_COOLDOWN_MS,
@@ -186,19 +216,97 @@ export class RedisRateLimits implements RateLimits {
     const shared = bucket.shared;
     if (shared && this.gate.isUsable()) {
       try {
-        const outcome = await this.gate.run('rate-limit consume', async () => {
-          try {
-            return outcomeOf(await shared.consume(key), true);
-          } catch (res) {
-            if (res instanceof RateLimiterRes) return outcomeOf(res, false);
-            throw res;
-          }
-        });
-        return { outcome, source: 'shared' };
+        if (bucket.leaseSize > 1) {
+          const outcome = await this.consumeLeased(bucket, shared, key);
+          if (outcome !== null) return { outcome, source: 'shared' };
+        }
+        return { outcome: await this.consumeShared(shared, key, 1), source: 'shared' };
       } catch {
         // Logged by the gate (once per outage); the local limiter decides.
       }
     }
     return { outcome: await consumeLocal(bucket.local, key), source: 'local' };
+  }
+
+  /** Consumes `points` in Redis, within the gate's latency bound. Rejects when Redis fails or is slow. */
+  private consumeShared(shared: RateLimiterRedis, key: string, points: number): Promise<Outcome & { msBeforeNext?: number }> {
+    return this.gate.run('rate-limit consume', async () => {
+      try {
+        const res = await shared.consume(key, points);
+        return { ok: true as const, msBeforeNext: res.msBeforeNext };
+      } catch (res) {
+        if (res instanceof RateLimiterRes) return outcomeOf(res, false);
+        throw res;
+      }
+    });
+  }
+
+  /**
+   * A request from a leased window: one of the node's points when it holds
+   * some (no Redis round trip), with the next lease asked for in the
+   * background when a quarter is left. Null when the lease is exhausted:
+   * the caller then asks Redis for a single point, so a window is never
+   * overrun near its end. A lease takes `leaseSize` points at once, so other
+   * nodes may see a window fill up to `leaseSize` points early per node
+   * (points leased and not used before the window ends are lost): the window
+   * is never exceeded, and a node only waits for Redis once per lease.
+   */
+  private async consumeLeased(bucket: Bucket, shared: RateLimiterRedis, key: string): Promise<Outcome | null> {
+    const id = `${bucket.scope}:${bucket.leaseSize}:${key}`;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const now = this.clock();
+      let lease = this.leases.get(id);
+      if (lease !== undefined && now >= lease.until) {
+        // Points of a window that has ended are void.
+        lease.tokens = 0;
+        lease.exhausted = false;
+        if (lease.pending === null) {
+          this.leases.delete(id);
+          lease = undefined;
+        }
+      }
+      if (lease === undefined && this.leases.size >= MAX_LEASES) this.sweep(now);
+      if (lease !== undefined && lease.tokens > 0) {
+        lease.tokens -= 1;
+        if (lease.tokens <= bucket.leaseSize / 4 && lease.pending === null && !lease.exhausted) lease.pending = this.renew(id, lease, shared, key, bucket.leaseSize);
+        return { ok: true };
+      }
+      if (lease?.exhausted === true) return null;
+      if (lease === undefined) {
+        lease = { tokens: 0, until: now, pending: null, exhausted: false };
+        this.leases.set(id, lease);
+      }
+      lease.pending ??= this.renew(id, lease, shared, key, bucket.leaseSize);
+      await lease.pending;
+    }
+    return null;
+  }
+
+  /** Forgets leases whose window has ended (the map holds one per user and per connection seen). */
+  private sweep(now: number): void {
+    for (const [id, lease] of this.leases) if (now >= lease.until && lease.pending === null) this.leases.delete(id);
+  }
+
+  /** Asks Redis for `size` more points of the window; failures leave the lease empty (callers fall back). */
+  private renew(id: string, lease: Lease, shared: RateLimiterRedis, key: string, size: number): Promise<void> {
+    const done = this.consumeShared(shared, key, size).then(
+      (r) => {
+        const now = this.clock();
+        if (r.ok) {
+          lease.tokens = (now < lease.until ? lease.tokens : 0) + size;
+          lease.until = now + (r.msBeforeNext ?? 0);
+        } else {
+          lease.exhausted = true;
+          lease.until = now + r.retryAfterMs;
+        }
+      },
+      () => {
+        // Redis failed or was slow (logged by the gate): forget the lease; the next request decides as the gate says.
+        this.leases.delete(id);
+      },
+    );
+    return done.finally(() => {
+      lease.pending = null;
+    });
   }
 }

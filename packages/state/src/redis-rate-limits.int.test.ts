@@ -57,7 +57,51 @@ describe('RedisRateLimits: Redis specifics', () => {
     const limits = node(prefix, tight, client);
     expect(await limits.consumeRequest('usr_1', 'con_1')).toEqual({ allowed: true, source: 'shared' });
     expect(await redis.client.get(`${stateKeys(prefix).rateLimit('req:user')}:usr_1`)).toBe('1');
-    expect(await redis.client.get(`${stateKeys(prefix).rateLimit('req:conn')}:con_1`)).toBe('1');
+    // 100 a minute is leased 5 points at a time: one request took a lease of 5 from Redis.
+    expect(await redis.client.get(`${stateKeys(prefix).rateLimit('req:conn')}:con_1`)).toBe('5');
+  });
+
+  it('leases points of a large request window: one Redis consume per lease, not per request', async () => {
+    const prefix = freshPrefix();
+    const client = connect();
+    await client.ping();
+    const limits = node(prefix, { requestPerUser: { points: 2000, durationSeconds: 60 }, requestPerConnection: { points: 4000, durationSeconds: 60 } }, client);
+    for (let i = 0; i < 250; i += 1) expect(await limits.consumeRequest('usr_1', 'con_1')).toEqual({ allowed: true, source: 'shared' });
+    const user = Number(await redis.client.get(`${stateKeys(prefix).rateLimit('req:user')}:usr_1`));
+    const conn = Number(await redis.client.get(`${stateKeys(prefix).rateLimit('req:conn')}:con_1`));
+    // Leases of 100 and 200 points: 250 requests took three and two of them (the last one early, in the background).
+    expect(user % 100).toBe(0);
+    expect(user).toBeGreaterThanOrEqual(300);
+    expect(user).toBeLessThanOrEqual(400);
+    expect(conn % 200).toBe(0);
+    expect(conn).toBeGreaterThanOrEqual(400);
+    expect(conn).toBeLessThanOrEqual(600);
+  });
+
+  it('never exceeds a leased window across nodes, and leaves at most a lease per node unused', async () => {
+    const prefix = freshPrefix();
+    const windows = { requestPerUser: { points: 200, durationSeconds: 60 }, requestPerConnection: { points: 100_000, durationSeconds: 60 } };
+    const [ca, cb] = [connect(), connect()];
+    await Promise.all([ca.ping(), cb.ping()]);
+    const [a, b] = [node(prefix, windows, ca), node(prefix, windows, cb)];
+    let allowed = 0;
+    for (let i = 0; i < 400; i += 1) if ((await (i % 2 ? a : b).consumeRequest('usr_1', 'con_1')).allowed) allowed += 1;
+    expect(allowed).toBeLessThanOrEqual(200);
+    expect(allowed).toBeGreaterThanOrEqual(200 - 2 * 10);
+    // Near the end of the window the nodes ask for single points: the last one refused names the user window.
+    expect(await a.consumeRequest('usr_1', 'con_1')).toMatchObject({ allowed: false, scope: 'user', source: 'shared' });
+  });
+
+  it('never exceeds a leased window under concurrent requests on two nodes', async () => {
+    const prefix = freshPrefix();
+    const windows = { requestPerUser: { points: 100, durationSeconds: 60 }, requestPerConnection: { points: 100_000, durationSeconds: 60 } };
+    const [ca, cb] = [connect(), connect()];
+    await Promise.all([ca.ping(), cb.ping()]);
+    const [a, b] = [node(prefix, windows, ca), node(prefix, windows, cb)];
+    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => (i % 2 ? a : b).consumeRequest('usr_1', 'con_1')));
+    const allowed = results.filter((r) => r.allowed).length;
+    expect(allowed).toBeLessThanOrEqual(100);
+    expect(allowed).toBeGreaterThanOrEqual(100 - 2 * 5);
   });
 
   it('falls back to the per-node limiter at once when Redis is unreachable', async () => {
