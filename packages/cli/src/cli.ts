@@ -8,6 +8,7 @@ import { CommandContext, type CliDeps } from './command-context';
 import { adminCommand } from './commands/admin';
 import { loginCommand, logoutCommand, statusCommand } from './commands/auth';
 import { connectCommand } from './commands/connect';
+import { grantCommand } from './commands/grant';
 import { contextCommand } from './commands/context';
 import { listCommand } from './commands/list';
 import { completionScript, SHELLS, type Shell } from './completion';
@@ -52,7 +53,7 @@ export const rootCommand: CommandSpec<CommandContext> = {
     '',
     'Exit codes: 0 ok, 1 error, 2 login needed, 3 permission denied or access revoked, 4 not found, 5 unreachable.',
   ].join('\n'),
-  subcommands: [loginCommand, logoutCommand, statusCommand, listCommand, connectCommand, contextCommand, adminCommand, completionCommand, versionCommand],
+  subcommands: [loginCommand, logoutCommand, statusCommand, listCommand, connectCommand, grantCommand, contextCommand, adminCommand, completionCommand, versionCommand],
 };
 
 /**

@@ -26,3 +26,15 @@ describe('data-plane config: audit durability', () => {
     expect(problemsOf({ PA_AUDIT_GROUP_COMMIT_MS: '-1' })).toContain('audit.groupCommitMs');
   });
 });
+
+describe('data-plane config: direct PostgreSQL connections', () => {
+  it('is off by default, and reads PA_PG_DIRECT_PORT and _HOST', () => {
+    expect(loadConfig({}).postgresDirect.port).toBeUndefined();
+    const c = loadConfig({ PA_PG_DIRECT_PORT: '5433', PA_PG_DIRECT_HOST: '0.0.0.0', PA_TUNNEL_TLS_CERT_FILE: '/tls/node.crt', PA_TUNNEL_TLS_KEY_FILE: '/tls/node.key' });
+    expect(c.postgresDirect).toEqual({ port: 5433, host: '0.0.0.0' });
+  });
+
+  it('refuses a direct port without the TLS certificate (the grant is the password)', () => {
+    expect(problemsOf({ PA_PG_DIRECT_PORT: '5433' })).toContain('postgresDirect.port');
+  });
+});

@@ -31,6 +31,17 @@ export const configSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /**
+   * Direct PostgreSQL connections (without pa connect): clients dial this port
+   * with sslmode=require and present their grant as the password. Off unless a
+   * port is set; needs the tunnel listener's certificate (PA_TUNNEL_TLS_*).
+   */
+  postgresDirect: z
+    .strictObject({
+      host: z.string().min(1).optional(),
+      port: envPort.optional(),
+    })
+    .prefault({}),
   admin: z
     .strictObject({
       host: z.string().min(1).default('127.0.0.1'),
@@ -108,6 +119,9 @@ export const configSchema = z.strictObject({
   if (t.certFile && cfg.tunnel.publicUrl?.startsWith('http://')) {
     issue(['tunnel', 'publicUrl'], 'the tunnel listener serves HTTPS (PA_TUNNEL_TLS_CERT_FILE): PA_TUNNEL_PUBLIC_URL must be an https:// URL');
   }
+  if (cfg.postgresDirect.port !== undefined && !(t.certFile && t.keyFile)) {
+    issue(['postgresDirect', 'port'], 'direct PostgreSQL connections carry the grant as the password and need TLS: set PA_TUNNEL_TLS_CERT_FILE and PA_TUNNEL_TLS_KEY_FILE');
+  }
   const c = cfg.controlPlane.tls;
   if (c.certFile && !c.keyFile) issue(['controlPlane', 'tls', 'keyFile'], 'PA_CONTROL_PLANE_TLS_KEY_FILE is required with PA_CONTROL_PLANE_TLS_CERT_FILE');
   if (c.keyFile && !c.certFile) issue(['controlPlane', 'tls', 'certFile'], 'PA_CONTROL_PLANE_TLS_CERT_FILE is required with PA_CONTROL_PLANE_TLS_KEY_FILE');
@@ -128,6 +142,8 @@ const ENV_MAP: Record<string, string> = {
   PA_TUNNEL_PORT: 'tunnel.port',
   PA_TUNNEL_PUBLIC_URL: 'tunnel.publicUrl',
   PA_MAX_TUNNELS: 'tunnel.maxTunnels',
+  PA_PG_DIRECT_HOST: 'postgresDirect.host',
+  PA_PG_DIRECT_PORT: 'postgresDirect.port',
   PA_TUNNEL_TLS_CERT_FILE: 'tunnel.tls.certFile',
   PA_TUNNEL_TLS_KEY_FILE: 'tunnel.tls.keyFile',
   PA_ADMIN_HOST: 'admin.host',

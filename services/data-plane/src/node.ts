@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Protocol, type KeySet } from '@pa/contracts';
 import type { KeyStore } from '@pa/grants';
@@ -12,7 +12,9 @@ import { AuditRecorder, AuditShipper, AuditSpool, registerAuditMetrics, type Aud
 import { nodeIdOf, requireNodeToken, type Config } from './config';
 import { ControlPlaneClient } from './control-plane-client';
 import { LiveSessions } from './listeners/live-sessions';
-import { createTunnelListener } from './listeners/tunnel-listener';
+import { createAdmission } from './listeners/admission';
+import { createPostgresDirectListener } from './listeners/postgres-direct-listener';
+import { createTunnelListener, type TunnelListenerDeps } from './listeners/tunnel-listener';
 import { createMetrics } from './metrics';
 import { loadNodeTls, warnAboutPlaintext } from './tls';
 import type { ProtocolHandler, ProtocolName } from './protocols/handler';
@@ -37,6 +39,8 @@ export interface RunningNode {
   tunnelUrl: string;
   /** Base URL of the admin listener (health, readiness, metrics). */
   adminUrl: string;
+  /** host:port of the direct PostgreSQL listener, when configured (PA_PG_DIRECT_PORT). */
+  postgresDirectAddress: string | null;
   live: LiveSessions;
   /** Resolves once the node has a key set. */
   keysReady: Promise<void>;
@@ -44,7 +48,7 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-const listen = async (server: Server, port: number, host: string): Promise<number> => {
+const listen = async (server: NetServer, port: number, host: string): Promise<number> => {
   server.listen(port, host);
   await once(server, 'listening');
   return (server.address() as AddressInfo).port;
@@ -94,7 +98,7 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
     let markKeysReady: () => void = () => undefined;
     const keysReady = keys ? Promise.resolve() : new Promise<void>((r) => (markKeysReady = r));
     let recorder: AuditRecorder | null = null;
-    const tunnelServer = createTunnelListener({
+    const listenerDeps: TunnelListenerDeps = {
       config,
       nodeId: () => nodeId,
       logger,
@@ -112,7 +116,8 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
       clock,
       draining: () => draining,
       tls: tls.tunnel,
-    });
+    };
+    const tunnelServer = createTunnelListener(listenerDeps);
     const tunnelPort = await listen(tunnelServer, config.tunnel.port, config.tunnel.host);
     const sockets = new Set<Duplex>();
     tunnelServer.on('connection', (s) => {
@@ -188,7 +193,19 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
     });
     const adminPort = await listen(admin, config.admin.port, config.admin.host);
     const adminHost = dialableHost(config.admin.host);
-    nodeLogger.info('Data-plane node listening.', { tunnelUrl, admin: `http://${adminHost}:${adminPort}` });
+    // Direct PostgreSQL connections (grant as the password over TLS), when configured.
+    let postgresDirect: { server: NetServer; address: string } | null = null;
+    if (config.postgresDirect.port !== undefined && tls.tunnel) {
+      const server = createPostgresDirectListener(listenerDeps, createAdmission(listenerDeps), tls.tunnel);
+      const directHost = config.postgresDirect.host ?? config.tunnel.host;
+      const port = await listen(server, config.postgresDirect.port, directHost);
+      server.on('connection', (s) => {
+        sockets.add(s);
+        s.on('close', () => sockets.delete(s));
+      });
+      postgresDirect = { server, address: `${dialableHost(directHost)}:${port}` };
+    }
+    nodeLogger.info('Data-plane node listening.', { tunnelUrl, admin: `http://${adminHost}:${adminPort}`, ...(postgresDirect ? { postgresDirect: postgresDirect.address } : {}) });
 
     const stop = async (): Promise<void> => {
       if (draining) return;
@@ -196,6 +213,7 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
       nodeLogger.info('Draining.', { liveTunnels: live.size });
       await cpClient?.deregister();
       tunnelServer.close();
+      postgresDirect?.server.close();
       const deadline = Date.now() + config.drainTimeoutSeconds * 1000;
       while (live.size > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 100));
@@ -211,7 +229,7 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
       for (const s of stops.reverse()) await s().catch(() => undefined);
       nodeLogger.info('Stopped.');
     };
-    return { nodeId, tunnelUrl, adminUrl: `http://${adminHost}:${adminPort}`, live, keysReady, stop };
+    return { nodeId, tunnelUrl, adminUrl: `http://${adminHost}:${adminPort}`, postgresDirectAddress: postgresDirect?.address ?? null, live, keysReady, stop };
   } catch (err) {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     throw err;

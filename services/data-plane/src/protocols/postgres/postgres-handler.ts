@@ -14,7 +14,7 @@ import {
 import type { ProtocolHandler, Session, SessionContext } from '../handler';
 import { loginToBackend, type BackendTlsSettings } from './backend-login';
 import { CancelSession } from './cancel-session';
-import { readClientStartup } from './client-startup';
+import { readClientStartup, type ClientStartup } from './client-startup';
 import { DEFAULT_SESSION_TUNING, PostgresSession, type SessionTuning } from './postgres-session';
 import { errorFrame } from './wire';
 
@@ -43,6 +43,24 @@ export interface PostgresHandlerOptions {
   readonly tuning?: Partial<SessionTuning>;
 }
 
+/** A client whose StartupMessage was read (and passed the allowlist). */
+export type AcceptedClientStartup = Extract<ClientStartup, { kind: 'startup' }>;
+
+/** The postgres handler, which can also take over a client whose startup another listener read. */
+export interface PostgresProtocolHandler extends ProtocolHandler {
+  /**
+   * Sets a session up for a client whose startup was already read and whose
+   * authentication is under way (the direct listener: TLS, then the grant as
+   * the password). `negotiated`: the NegotiateProtocolVersion, if any, was
+   * already sent (it must precede the authentication request).
+   */
+  setupAfterStartup(client: Duplex, ctx: SessionContext, startup: AcceptedClientStartup, negotiated: boolean): Promise<Session>;
+}
+
+/** Whether `h` is the postgres handler (it can take over a startup read elsewhere). */
+export const isPostgresHandler = (h: ProtocolHandler): h is PostgresProtocolHandler =>
+  typeof (h as Partial<PostgresProtocolHandler>).setupAfterStartup === 'function';
+
 /** Sockets whose startup was a CancelRequest: PostgreSQL never answers those, not even with an error. */
 const cancelSockets = new WeakSet<Duplex>();
 
@@ -58,7 +76,7 @@ const welcome = (conn: BackendConnection, key: BackendKey | null, negotiation: R
 };
 
 /** Builds a postgres handler; {@link postgresHandler} is one with the defaults. */
-export const createPostgresHandler = (options: PostgresHandlerOptions = {}): ProtocolHandler => {
+export const createPostgresHandler = (options: PostgresHandlerOptions = {}): PostgresProtocolHandler => {
   const cancelKeys = options.cancelKeys ?? new InMemoryCancelKeyStore();
   const tls = options.backendTls ?? {};
   const tuning: SessionTuning = { ...DEFAULT_SESSION_TUNING, ...options.tuning };
@@ -74,6 +92,10 @@ export const createPostgresHandler = (options: PostgresHandlerOptions = {}): Pro
       cancelSockets.add(client);
       return new CancelSession(client, ctx, startup.request, cancelKeys, tls, startup.bytesFromClient);
     }
+    return setupAfterStartup(client, ctx, startup, false);
+  };
+
+  const setupAfterStartup = async (client: Duplex, ctx: SessionContext, startup: AcceptedClientStartup, negotiated: boolean): Promise<Session> => {
     // The backend first: the client hears AuthenticationOk only once the proxy is logged in.
     const conn = await loginToBackend(ctx, startup.accepted, tls);
     const socket = conn.socket as Socket;
@@ -99,7 +121,8 @@ export const createPostgresHandler = (options: PostgresHandlerOptions = {}): Pro
           });
       }
       if (ctx.signal.aborted) throw new AppError('PG_SESSION_TERMINATED');
-      const hello = welcome(conn, key, protocolNegotiation(startup.message, startup.accepted.protocolOptions));
+      const negotiation = protocolNegotiation(startup.message, startup.accepted.protocolOptions);
+      const hello = welcome(conn, key, negotiated ? { ...negotiation, needed: false } : negotiation);
       client.write(hello);
       const issued = key;
       return new PostgresSession({
@@ -131,6 +154,7 @@ export const createPostgresHandler = (options: PostgresHandlerOptions = {}): Pro
   return {
     name: 'postgres',
     setup,
+    setupAfterStartup,
     sendError: (client: Duplex, err: AppError): void => {
       if (cancelSockets.has(client) || client.destroyed) {
         client.destroy();
@@ -146,4 +170,4 @@ export const createPostgresHandler = (options: PostgresHandlerOptions = {}): Pro
 };
 
 /** The postgres handler with default options (an in-memory cancel key store, Node's CA roots). */
-export const postgresHandler: ProtocolHandler = createPostgresHandler();
+export const postgresHandler: PostgresProtocolHandler = createPostgresHandler();

@@ -46,7 +46,7 @@ export interface PgClientConfig {
   password?: string;
   database?: string;
   connectionString?: string;
-  ssl?: boolean;
+  ssl?: boolean | { ca?: string; rejectUnauthorized?: boolean; servername?: string };
   application_name?: string;
   options?: string;
   statement_timeout?: number;

@@ -1,0 +1,183 @@
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket } from 'node:tls';
+import { AppError, toAppError, type KeyPair } from '@pa/kit';
+import { backend, FrontendDecoder, protocolNegotiation, readPasswordMessage, type FrontendMessage } from '@pa/pgwire';
+import { readClientStartup } from '../protocols/postgres/client-startup';
+import { isPostgresHandler, type AcceptedClientStartup } from '../protocols/postgres/postgres-handler';
+import { errorFrame } from '../protocols/postgres/wire';
+import type { Admission } from './admission';
+import type { TunnelListenerDeps } from './tunnel-listener';
+
+/**
+ * Direct PostgreSQL connections, without `pa connect`: a client (psql, a
+ * driver, a GUI) dials the node itself with `sslmode=require` and presents its
+ * grant as the password. TLS is mandatory (the grant must never cross the
+ * network in clear): a StartupMessage sent without an SSLRequest is refused
+ * with FATAL 28000. Then, over TLS: the StartupMessage (the same allowlist as
+ * in a tunnel), AuthenticationCleartextPassword, the password = the grant, and
+ * the same admission as a tunnel (signature, claims, revocation, rate limit,
+ * concurrency, audit). Only postgres grants are served here. A CancelRequest
+ * is not served (cancel keys are issued per tunnel): the connection is closed,
+ * as PostgreSQL does for an unknown key.
+ */
+export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: Admission, tls: KeyPair): Server => {
+  const secureContext = createSecureContext({ cert: tls.cert, key: tls.key });
+  const timeoutMs = d.config.tunnel.handshakeTimeoutMs;
+
+  const fatal = (socket: Socket | TLSSocket, err: AppError): void => {
+    if (socket.writable) socket.end(errorFrame(err, 'FATAL'));
+    const t = setTimeout(() => socket.destroy(), 1000);
+    t.unref();
+    socket.once('close', () => clearTimeout(t));
+  };
+
+  /** The first packet on the raw socket: it must be an SSLRequest (a GSSENCRequest is declined first). */
+  const negotiate = (raw: Socket): Promise<'ssl' | 'plain' | 'cancel'> =>
+    new Promise((resolve, reject) => {
+      const decoder = new FrontendDecoder();
+      let outcome: 'ssl' | 'plain' | 'cancel' | 'gss' | null = null;
+      const done = (err: AppError | null, value?: 'ssl' | 'plain' | 'cancel'): void => {
+        clearTimeout(timer);
+        raw.off('data', onData);
+        raw.off('end', onEnd);
+        raw.off('close', onEnd);
+        raw.pause();
+        if (err) reject(err);
+        else resolve(value as 'ssl' | 'plain' | 'cancel');
+      };
+      const onMessage = (m: FrontendMessage): void => {
+        if (m.type === 'SSLRequest') outcome = 'ssl';
+        else if (m.type === 'GSSENCRequest') outcome = 'gss';
+        else if (m.type === 'CancelRequest') outcome = 'cancel';
+        else outcome = 'plain';
+      };
+      const onData = (chunk: Buffer): void => {
+        const err = decoder.write(chunk, onMessage);
+        if (err) return done(err);
+        if (outcome === 'gss') {
+          outcome = null;
+          raw.write(backend.encryptionResponse(false));
+          decoder.negotiationAnswered();
+          return;
+        }
+        if (outcome !== null) done(null, outcome);
+      };
+      const onEnd = (): void => done(new AppError('PG_PROTOCOL_VIOLATION', { message: 'The client closed the connection during startup.' }));
+      const timer = setTimeout(() => done(new AppError('PG_STARTUP_REFUSED', { message: 'The startup packet did not arrive in time.' })), timeoutMs);
+      raw.on('data', onData);
+      raw.on('end', onEnd);
+      raw.on('close', onEnd);
+    });
+
+  /** Reads the password message (the grant) that answers AuthenticationCleartextPassword. */
+  const readPassword = (socket: TLSSocket, startup: AcceptedClientStartup): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const take = (m: FrontendMessage): boolean => {
+        if (m.type !== 'AuthenticationResponse') {
+          finish(new AppError('PG_PROTOCOL_VIOLATION', { message: 'Expected a password message.' }));
+          return true;
+        }
+        const r = readPasswordMessage(m.body);
+        if (!r.ok) finish(r.error);
+        else finish(null, r.value);
+        return true;
+      };
+      let settled = false;
+      const finish = (err: AppError | null, value?: string): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.off('data', onData);
+        socket.off('end', onEnd);
+        socket.off('close', onEnd);
+        socket.pause();
+        if (err) reject(err);
+        else resolve(value as string);
+      };
+      const onData = (chunk: Buffer): void => {
+        const err = startup.decoder.write(chunk, (m) => {
+          if (!settled) take(m);
+        });
+        if (err) finish(err);
+      };
+      const onEnd = (): void => finish(new AppError('PG_PROTOCOL_VIOLATION', { message: 'The client closed the connection during authentication.' }));
+      const timer = setTimeout(() => finish(new AppError('PG_STARTUP_REFUSED', { message: 'The password did not arrive in time.' })), timeoutMs);
+      const first = startup.pending[0];
+      if (first !== undefined && take(first)) return;
+      socket.on('data', onData);
+      socket.on('end', onEnd);
+      socket.on('close', onEnd);
+      socket.resume();
+    });
+
+  const handle = async (raw: Socket): Promise<void> => {
+    const clientAddress = raw.remoteAddress ?? '';
+    const first = await negotiate(raw);
+    if (first === 'cancel') {
+      raw.destroy();
+      return;
+    }
+    if (first === 'plain') {
+      fatal(raw, new AppError('AUTH_REQUIRED', { message: 'TLS is required: connect with sslmode=require (the password is your grant).' }));
+      return;
+    }
+    raw.write(backend.encryptionResponse(true));
+    const socket = new TLSSocket(raw, { isServer: true, secureContext });
+    wrapped.add(raw);
+    socket.on('error', () => undefined);
+    const handshake = setTimeout(() => socket.destroy(), timeoutMs);
+    try {
+      await once(socket, 'secure');
+    } finally {
+      clearTimeout(handshake);
+    }
+    const abort = new AbortController();
+    const startup = await readClientStartup(socket, { timeoutMs, signal: abort.signal }).catch((err: unknown) => {
+      fatal(socket, toAppError(err));
+      return null;
+    });
+    if (startup === null) return;
+    if (startup.kind === 'cancel') {
+      socket.destroy();
+      return;
+    }
+    // NegotiateProtocolVersion, if the client asked for a newer minor version, comes before the authentication request.
+    const negotiation = protocolNegotiation(startup.message, startup.accepted.protocolOptions);
+    if (negotiation.needed) socket.write(backend.negotiateProtocolVersion(negotiation.newestMinor, negotiation.unrecognizedOptions));
+    socket.write(backend.authenticationCleartextPassword());
+    let grant: string;
+    try {
+      grant = await readPassword(socket, startup);
+    } catch (err) {
+      fatal(socket, toAppError(err));
+      return;
+    }
+    await admission.admit({
+      grant,
+      clientAddress,
+      clientLabel: 'postgres direct',
+      socket,
+      protocol: 'postgres',
+      refuse: (e) => fatal(socket, e),
+      accept: () => socket.setNoDelay(true),
+      setup: (handler, ctx) => {
+        if (!isPostgresHandler(handler)) return Promise.reject(new AppError('INTERNAL', { message: 'The postgres handler cannot take over a direct connection.' }));
+        return handler.setupAfterStartup(socket, ctx, startup, negotiation.needed);
+      },
+    });
+  };
+
+  /** Raw sockets now carrying TLS: an error on them is not written in clear. */
+  const wrapped = new WeakSet<Socket>();
+
+  return createServer((raw) => {
+    raw.on('error', () => undefined);
+    handle(raw).catch((err: unknown) => {
+      const e = toAppError(err);
+      if (e.code === 'INTERNAL') d.logger.error('Direct PostgreSQL connection failed.', { err });
+      if (wrapped.has(raw)) raw.destroy();
+      else fatal(raw, e);
+    });
+  });
+};
