@@ -172,6 +172,12 @@ describe('shapeKey agrees with PostgreSQL’s scanner', () => {
     ' ', '  ', '\n', '\t',
   ];
 
+  test('a parameter ends at its digits: a `$` after them may open a dollar quote ($1$a$…$a$), and 1e-5 after it stays one token', () => {
+    // Found by the property below (fast-check seed 1150606404): the lexer used to read `$1$a$2$a$1e` as one parameter.
+    expect(shapeKey('$1$a$2$a$1e-5')).toBe('$1$a$2$a$1e-5');
+    expect(shapeKey('$1a$b 5')).toBe('$1a$b \u0001');
+  });
+
   test('every replaced token is an ICONST/FCONST token of the same extent, and every plain one is replaced', () => {
     fc.assert(
       // Fragments glued together or separated (glued digits mostly become identifiers or junk).

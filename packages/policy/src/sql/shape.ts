@@ -145,9 +145,14 @@ export const shapeSql = (sql: string): SqlShape | undefined => {
       if (i < 0) return undefined;
     } else if (c === 0x24) {
       if (isDigit(sql.charCodeAt(i + 1))) {
-        // Parameter $n (or PostgreSQL's "trailing junk" error): kept verbatim.
+        // Parameter $n, kept verbatim: digits (with PostgreSQL 16's `_` separators), then an
+        // identifier glued to it is its "trailing junk" error. A `$` right after the digits is
+        // not junk (ident_start excludes `$`): it may open a dollar quote, as in `$1$a$…$a$`.
         i += 1;
-        while (i < n && isIdentCont(sql.charCodeAt(i))) i += 1;
+        while (i < n && (isDigit(sql.charCodeAt(i)) || (sql.charCodeAt(i) === 0x5f && isDigit(sql.charCodeAt(i + 1))))) i += 1;
+        if (i < n && isIdentStart(sql.charCodeAt(i))) {
+          while (i < n && isIdentCont(sql.charCodeAt(i))) i += 1;
+        }
         continue;
       }
       let j = i + 1;
