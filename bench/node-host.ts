@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { createLogger } from '../packages/kit/src/index';
 import type { BackendCredentials } from '../packages/grants/src/index';
 import { createState, type State } from '../packages/state/src/index';
+import { createTestPki, type TestPki } from '../packages/testing/src/certificates';
 import { loadConfig, PROTOCOL_HANDLERS, startNode, type RunningNode } from '../services/data-plane/src/index';
 import { createGrantFactory, type GrantSpec } from '../services/data-plane/src/testing/grant-factory';
 import type { Handler } from './child';
@@ -23,6 +24,8 @@ import type { Handler } from './child';
 export interface NodeStartOptions {
   /** Redis URL and a key prefix of the bench's own; null for in-process state. */
   redis: { url: string; prefix: string } | null;
+  /** Also listen for direct PostgreSQL connections (TLS with a throwaway certificate; the grant is the password). */
+  postgresDirect?: boolean;
 }
 
 export interface NodeInfo {
@@ -31,6 +34,8 @@ export interface NodeInfo {
   stateMode: 'redis' | 'memory';
   /** The protocols this build's registry serves. */
   protocols: string[];
+  /** host:port of the direct PostgreSQL listener, when asked for. */
+  postgresDirect: string | null;
   pid: number;
 }
 
@@ -67,6 +72,7 @@ export const nodeHost = (): Handler => {
   let node: RunningNode | null = null;
   let state: State | null = null;
   let dir: string | null = null;
+  let pki: TestPki | null = null;
   let stopped = false;
   const logger = createLogger({ service: 'bench-node', level: 'warn' });
 
@@ -82,12 +88,16 @@ export const nodeHost = (): Handler => {
         rateLimits: { tunnelPerUser: HIGH, tunnelPerConnection: HIGH, requestPerUser: HIGH, requestPerConnection: HIGH },
       });
       await state.revocations.start();
+      // Direct PostgreSQL connections need TLS: a throwaway CA and certificate (openssl, as the tests make them).
+      pki = opts.postgresDirect ? createTestPki() : null;
+      const cert = pki ? pki.issue(pki.ca('pa bench CA'), 'localhost', { dns: ['localhost'], ips: ['127.0.0.1'] }) : null;
       const config = loadConfig(
         {},
         {
           dataDir: dir,
           logLevel: 'warn',
-          tunnel: { port: 0, maxTunnels: 100_000 },
+          tunnel: { port: 0, maxTunnels: 100_000, ...(cert ? { tls: { certFile: cert.certFile, keyFile: cert.keyFile } } : {}) },
+          ...(cert ? { postgresDirect: { port: 0 } } : {}),
           admin: { port: 0 },
           controlPlane: { issuer: factory.issuer },
           limits: { maxTunnelsPerUser: 100_000 },
@@ -100,7 +110,7 @@ export const nodeHost = (): Handler => {
         transport: { send: async (events) => ({ acked: events.map((e) => e.id) }) },
       });
       await node.keysReady;
-      const info: NodeInfo = { tunnelUrl: node.tunnelUrl, adminUrl: node.adminUrl, stateMode: state.mode, protocols: Object.keys(PROTOCOL_HANDLERS), pid: process.pid };
+      const info: NodeInfo = { tunnelUrl: node.tunnelUrl, adminUrl: node.adminUrl, stateMode: state.mode, protocols: Object.keys(PROTOCOL_HANDLERS), pid: process.pid, postgresDirect: node.postgresDirectAddress };
       return info;
     }
     if (cmd === 'sign') {
@@ -141,6 +151,7 @@ export const nodeHost = (): Handler => {
       stopped = true;
       await node?.stop();
       await state?.close();
+      pki?.cleanup();
       if (dir) rmSync(dir, { recursive: true, force: true });
       return null;
     }

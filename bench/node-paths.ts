@@ -14,6 +14,8 @@ import type { ConnectStats } from './relays';
 export interface LoadPath {
   name: string;
   port: number | null;
+  /** libpq conninfo to use instead of the default one for `port` (PostgreSQL step). */
+  conninfo?: string;
   /** Why the path has no figures. */
   skipped?: string;
   /** Problems seen on the path, after its runs. */

@@ -14,8 +14,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { BenchConfig } from './config';
-import { errText, pct, round, run, table, type BenchContext, type StepResult } from './lib';
+import { errText, pct, round, run, startChild, table, type BenchContext, type StepResult } from './lib';
 import { MISSING, startPgbouncer, type Tools } from './peers';
+import type { NodeInfo } from './node-host';
 import { fsyncNote, startNodes, type LoadPath, type RunningNodeChild } from './node-paths';
 
 const MODES = ['simple', 'extended', 'prepared'] as const;
@@ -87,6 +88,18 @@ export const runPostgres = async (cfg: BenchConfig, ctx: BenchContext, tools: To
     const first = set.nodes[0] as RunningNodeChild;
     paths.push(await set.path(first, { protocol: 'tcp', ...target }, `pa connect → node (tcp grant, ${first.label} state)`));
     for (const n of set.nodes) paths.push(await set.path(n, pgSpec, `pa connect → node (postgres grant, ${n.label} state)`));
+    // The node hop on its own: pgbench straight to a node's direct PostgreSQL listener (TLS, the grant as the password).
+    try {
+      const direct = await startChild('node', `${ctx.logDir}/node-postgres-direct.log`);
+      cleanups.push(() => direct.stop());
+      const info = await direct.call<NodeInfo>('start', { redis: null, postgresDirect: true });
+      const token = await direct.call<string>('sign', pgSpec);
+      const address = info.postgresDirect as string;
+      const directPort = Number(address.slice(address.lastIndexOf(':') + 1));
+      paths.push({ name: 'node direct, TLS (postgres grant, in-process state)', port: directPort, conninfo: [`host=127.0.0.1`, `port=${directPort}`, `user=${user}`, `dbname=${db}`, `password=${token}`, 'sslmode=require'].join(' ') });
+    } catch (err) {
+      paths.push({ name: 'node direct, TLS (postgres grant, in-process state)', port: null, skipped: `did not start: ${errText(err)}` });
+    }
 
     const results = new Map<string, PgbenchResult>();
     const fsyncs: string[] = [];
@@ -94,7 +107,8 @@ export const runPostgres = async (cfg: BenchConfig, ctx: BenchContext, tools: To
     /** `extra`: `-C` (a new connection per transaction), or `write` (the default TPC-B-like mix instead of -S). */
     const bench = async (p: LoadPath, mode: string, c: number, seconds: number, extra: 'connect' | 'write' | null = null): Promise<PgbenchResult> => {
       const script = extra === 'write' ? [] : ['-S'];
-      const args = ['-n', ...script, ...(extra === 'connect' ? ['-C'] : []), '-M', mode, '-c', String(c), '-j', String(Math.min(c, 2)), '-T', String(seconds), p.name === 'direct' ? connStr(db) : connStr(db, '127.0.0.1', p.port as number)];
+      const target = p.conninfo ?? (p.name === 'direct' ? connStr(db) : connStr(db, '127.0.0.1', p.port as number));
+      const args = ['-n', ...script, ...(extra === 'connect' ? ['-C'] : []), '-M', mode, '-c', String(c), '-j', String(Math.min(c, 2)), '-T', String(seconds), target];
       const r = await run(pgbench, args, seconds * 1000 + 30_000);
       if (r.timedOut) throw new Error('pgbench did not finish in time');
       if (r.code !== 0 && !/tps = /.test(r.stdout)) throw new Error((r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | '));
