@@ -504,6 +504,8 @@ if [ -n "$HELM" ]; then
   has kubeconform || skip "kubeconform (not installed)"
   if out="$(render --set redis.url= 2>&1)"; then fail "helm template refuses several nodes without Redis" "rendered without redis.url"; else pass "helm template refuses several nodes without Redis"; fi
   if out="$(render --set tls.grpc.secretName=pa-grpc-tls --set tls.grpc.nodeCa.secretName=pa-node-ca 2>&1)"; then fail "helm template refuses mutual TLS without the nodes' client certificate" "rendered without tls.grpc.nodeClientSecretName"; else pass "helm template refuses mutual TLS without the nodes' client certificate"; fi
+  if out="$(render --set dataPlane.ports.postgresDirect=5433 2>&1)"; then fail "helm template refuses direct PostgreSQL connections without TLS" "rendered without tls.tunnel.secretName"; else pass "helm template refuses direct PostgreSQL connections without TLS"; fi
+  if out="$(render --set dataPlane.ports.postgresDirect=5433 --set tls.tunnel.secretName=pa-tunnel-tls 2>&1)" && grep -q 'PA_PG_DIRECT_PORT: "5433"' <<<"$out" && grep -q 'name: postgres' <<<"$out"; then pass "helm template: direct PostgreSQL port in the config, the pod and the Service"; else fail "helm template: direct PostgreSQL port in the config, the pod and the Service" "$out"; fi
 else
   skip "helm lint / template (no helm: install it, set HELM_BIN, or run with --install-tools)"
 fi

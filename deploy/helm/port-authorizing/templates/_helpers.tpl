@@ -88,6 +88,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and $t.nodeCa.secretName (not $t.nodeClientSecretName) }}
 {{- fail "tls.grpc.nodeCa (mutual TLS) needs tls.grpc.nodeClientSecretName: the nodes' client certificate" }}
 {{- end }}
+{{- if and .Values.dataPlane.ports.postgresDirect (not .Values.tls.tunnel.secretName) }}
+{{- fail "dataPlane.ports.postgresDirect needs tls.tunnel.secretName: direct PostgreSQL connections carry the grant as the password and require TLS" }}
+{{- end }}
 {{- end }}
 
 {{/* REDIS_URL from a Secret, when one is named. */}}
