@@ -1,12 +1,12 @@
 /** `pa connect <name>`: a local listener that tunnels to a connection. */
-import { discoverGrpc, explainGrpcTls, GrantClient, grantIssueError, isRetryableGrantError, type GrantView } from '../api/grant-client';
-import { closest, type CommandSpec } from '../args/parser';
+import { isRetryableGrantError, type GrantView } from '../api/grant-client';
+import type { CommandSpec } from '../args/parser';
 import type { CommandContext } from '../command-context';
 import { CliError, EXIT, GrpcCallError, describeFailure } from '../errors';
 import { formatDuration, formatTime } from '../output/format';
 import { startConnectSession, type SessionEnd } from '../tunnel/connect-session';
 import { checkLoopbackAddress, DEFAULT_ADDRESS, type ListenerEvent } from '../tunnel/local-listener';
-import { fetchReachable } from './list';
+import { openGrant } from './grant';
 
 /** The line to paste for a protocol. */
 export const pasteLine = (protocol: string, address: string, port: number, database: string | null | undefined, username: string): string => {
@@ -76,21 +76,8 @@ export const connectCommand: CommandSpec<CommandContext> = {
     if (ttl < 0) throw input.usageError('--ttl must be a number of seconds');
 
     const session = ctx.session();
-    const reachable = await fetchReachable(session);
-    const target = reachable.find((c) => c.name === name);
-    if (!target) {
-      const guess = closest(name, reachable.map((c) => c.name));
-      throw new CliError(`unknown connection "${name}"${guess ? ` (did you mean ${guess}?)` : ''}: run \`pa list\` to see what you may reach`, EXIT.NOT_FOUND);
-    }
-    const endpoint = await discoverGrpc(session.rest);
-    const grants = new GrantClient(endpoint, session, { now: ctx.now, trust: session.trust });
+    const { target, grants, grant } = await openGrant(ctx, name, ttl);
     try {
-      let grant: GrantView;
-      try {
-        grant = await grants.issue(name, ttl);
-      } catch (err) {
-        throw (await explainGrpcTls(err, endpoint, session.trust)) ?? grantIssueError(err, name, endpoint.address);
-      }
       const stamp = (): string => formatTime(ctx.now()).slice(11);
       const connect = await startConnectSession<GrantView>({
         grant,

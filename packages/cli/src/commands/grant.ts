@@ -1,10 +1,36 @@
 /** `pa grant <name>`: a grant printed for a client that connects to a node directly. */
-import { discoverGrpc, explainGrpcTls, GrantClient, grantIssueError } from '../api/grant-client';
+import { discoverGrpc, explainGrpcTls, GrantClient, grantIssueError, type GrantView } from '../api/grant-client';
 import { closest, type CommandSpec } from '../args/parser';
 import type { CommandContext } from '../command-context';
 import { CliError, EXIT } from '../errors';
 import { formatTime } from '../output/format';
 import { fetchReachable } from './list';
+
+/** A connection the user may reach, as `pa list` shows it. */
+export type ReachableConnection = Awaited<ReturnType<typeof fetchReachable>>[number];
+
+/**
+ * The first steps of `pa connect` and `pa grant`: the connection among those
+ * the user may reach (else an error that says what to do), the GrantService,
+ * and a grant. The caller closes `grants`.
+ */
+export const openGrant = async (ctx: CommandContext, name: string, ttl: number): Promise<{ target: ReachableConnection; grants: GrantClient; grant: GrantView }> => {
+  const session = ctx.session();
+  const reachable = await fetchReachable(session);
+  const target = reachable.find((c) => c.name === name);
+  if (!target) {
+    const guess = closest(name, reachable.map((c) => c.name));
+    throw new CliError(`unknown connection "${name}"${guess ? ` (did you mean ${guess}?)` : ''}: run \`pa list\` to see what you may reach`, EXIT.NOT_FOUND);
+  }
+  const endpoint = await discoverGrpc(session.rest);
+  const grants = new GrantClient(endpoint, session, { now: ctx.now, trust: session.trust });
+  try {
+    return { target, grants, grant: await grants.issue(name, ttl) };
+  } catch (err) {
+    grants.close();
+    throw (await explainGrpcTls(err, endpoint, session.trust)) ?? grantIssueError(err, name, endpoint.address);
+  }
+};
 
 export const grantCommand: CommandSpec<CommandContext> = {
   name: 'grant',
@@ -21,22 +47,8 @@ export const grantCommand: CommandSpec<CommandContext> = {
     const name = input.requiredArg(0);
     const ttl = input.number('ttl') ?? 0;
     if (ttl < 0) throw input.usageError('--ttl must be a number of seconds');
-    const session = ctx.session();
-    const reachable = await fetchReachable(session);
-    const target = reachable.find((c) => c.name === name);
-    if (!target) {
-      const guess = closest(name, reachable.map((c) => c.name));
-      throw new CliError(`unknown connection "${name}"${guess ? ` (did you mean ${guess}?)` : ''}: run \`pa list\` to see what you may reach`, EXIT.NOT_FOUND);
-    }
-    const endpoint = await discoverGrpc(session.rest);
-    const grants = new GrantClient(endpoint, session, { now: ctx.now, trust: session.trust });
+    const { grants, grant } = await openGrant(ctx, name, ttl);
     try {
-      let grant;
-      try {
-        grant = await grants.issue(name, ttl);
-      } catch (err) {
-        throw (await explainGrpcTls(err, endpoint, session.trust)) ?? grantIssueError(err, name, endpoint.address);
-      }
       if (input.boolean('json')) {
         ctx.out(`${JSON.stringify({ grant: grant.token, id: grant.id, expiresAt: grant.expiresAt.toISOString(), connection: name, protocol: grant.protocol })}\n`);
       } else {
