@@ -5,7 +5,6 @@ import { AppError, toAppError, type KeyPair } from '@pa/kit';
 import { backend, FrontendDecoder, protocolNegotiation, readPasswordMessage, type FrontendMessage } from '@pa/pgwire';
 import { readClientStartup } from '../protocols/postgres/client-startup';
 import { isPostgresHandler, type AcceptedClientStartup } from '../protocols/postgres/postgres-handler';
-import { errorFrame } from '../protocols/postgres/wire';
 import type { Admission } from './admission';
 import type { TunnelListenerDeps } from './tunnel-listener';
 
@@ -22,15 +21,12 @@ import type { TunnelListenerDeps } from './tunnel-listener';
  * as PostgreSQL does for an unknown key.
  */
 export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: Admission, tls: KeyPair): Server => {
+  const pg = d.handlers.postgres;
+  if (pg === undefined || !isPostgresHandler(pg)) throw new TypeError('Direct PostgreSQL connections need the postgres handler.');
   const secureContext = createSecureContext({ cert: tls.cert, key: tls.key });
   const timeoutMs = d.config.tunnel.handshakeTimeoutMs;
-
-  const fatal = (socket: Socket | TLSSocket, err: AppError): void => {
-    if (socket.writable) socket.end(errorFrame(err, 'FATAL'));
-    const t = setTimeout(() => socket.destroy(), 1000);
-    t.unref();
-    socket.once('close', () => clearTimeout(t));
-  };
+  /** A FATAL ErrorResponse, then close: the handler's own way of refusing. */
+  const fatal = (socket: Socket | TLSSocket, err: AppError): void => pg.sendError(socket, err);
 
   /** The first packet on the raw socket: it must be an SSLRequest (a GSSENCRequest is declined first). */
   const negotiate = (raw: Socket): Promise<'ssl' | 'plain' | 'cancel'> =>
@@ -161,10 +157,7 @@ export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: A
       protocol: 'postgres',
       refuse: (e) => fatal(socket, e),
       accept: () => socket.setNoDelay(true),
-      setup: (handler, ctx) => {
-        if (!isPostgresHandler(handler)) return Promise.reject(new AppError('INTERNAL', { message: 'The postgres handler cannot take over a direct connection.' }));
-        return handler.setupAfterStartup(socket, ctx, startup, negotiation.needed);
-      },
+      setup: (_handler, ctx) => pg.setupAfterStartup(socket, ctx, startup, negotiation.needed),
     });
   };
 
