@@ -83,7 +83,9 @@ describe('RedisRateLimits: Redis specifics', () => {
     const windows = { requestPerUser: { points: 200, durationSeconds: 60 }, requestPerConnection: { points: 100_000, durationSeconds: 60 } };
     const [ca, cb] = [connect(), connect()];
     await Promise.all([ca.ping(), cb.ping()]);
-    const [a, b] = [node(prefix, windows, ca), node(prefix, windows, cb)];
+    // A generous latency bound: a slow Redis on a busy machine must not hand the decision to the
+    // per-node fallback, which allows the whole window on each node (tested separately below).
+    const [a, b] = [node(prefix, windows, ca, { timeoutMs: 10_000 }), node(prefix, windows, cb, { timeoutMs: 10_000 })];
     let allowed = 0;
     for (let i = 0; i < 400; i += 1) if ((await (i % 2 ? a : b).consumeRequest('usr_1', 'con_1')).allowed) allowed += 1;
     expect(allowed).toBeLessThanOrEqual(200);
@@ -97,7 +99,9 @@ describe('RedisRateLimits: Redis specifics', () => {
     const windows = { requestPerUser: { points: 100, durationSeconds: 60 }, requestPerConnection: { points: 100_000, durationSeconds: 60 } };
     const [ca, cb] = [connect(), connect()];
     await Promise.all([ca.ping(), cb.ping()]);
-    const [a, b] = [node(prefix, windows, ca), node(prefix, windows, cb)];
+    // A generous latency bound: a slow Redis on a busy machine must not hand the decision to the
+    // per-node fallback, which allows the whole window on each node (tested separately below).
+    const [a, b] = [node(prefix, windows, ca, { timeoutMs: 10_000 }), node(prefix, windows, cb, { timeoutMs: 10_000 })];
     const results = await Promise.all(Array.from({ length: 300 }, (_, i) => (i % 2 ? a : b).consumeRequest('usr_1', 'con_1')));
     const allowed = results.filter((r) => r.allowed).length;
     expect(allowed).toBeLessThanOrEqual(100);
