@@ -108,6 +108,11 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
         canAccept: () => recorder?.canAccept() ?? false,
         decision: (d) => (recorder ? recorder.decision(d) : Promise.reject(new AppError('AUDIT_UNAVAILABLE'))),
         outcome: (d) => (recorder ? recorder.outcome(d) : Promise.resolve(false)),
+        // Admission refuses while there is no recorder (canAccept is false), so a session never gets these.
+        session: (fields, prefix) =>
+          recorder
+            ? recorder.session(fields, prefix)
+            : { canAccept: () => false, decision: () => Promise.reject(new AppError('AUDIT_UNAVAILABLE')), outcome: () => Promise.resolve(false) },
       },
       engine,
       handlers,

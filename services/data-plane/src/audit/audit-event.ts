@@ -133,6 +133,23 @@ const isPlainJson = (v: unknown, depth: number): boolean => {
   }
 };
 
+/** Whether `details` may be an event's `details`: an object of plain JSON values. */
+export const isAuditDetails = (details: unknown): details is Record<string, unknown> =>
+  typeof details === 'object' && details !== null && !Array.isArray(details) && isPlainJson(details, 0);
+
+const validActions = new Set<string>();
+
+/** Whether `action` is a valid event action (the names are few and fixed: checked once each). */
+export const isAuditAction = (action: string): boolean => {
+  if (validActions.has(action)) return true;
+  if (typeof action !== 'string' || action.length > 64 || !ACTION_RE.test(action)) return false;
+  if (validActions.size < 1024) validActions.add(action);
+  return true;
+};
+
+/** Whether `outcome` is one of {@link AUDIT_OUTCOMES}. */
+export const isAuditOutcome = (outcome: unknown): outcome is AuditOutcome => typeof outcome === 'string' && OUTCOMES.has(outcome);
+
 /**
  * The first problem of an event that {@link auditEventSchema} would point out,
  * or undefined when it is valid. A hand-written check for the append path

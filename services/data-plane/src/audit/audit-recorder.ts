@@ -1,5 +1,9 @@
 import { AppError, createNullLogger, isAppError, newId, type Logger } from '@pa/kit';
 import {
+  auditEventProblem,
+  isAuditAction,
+  isAuditDetails,
+  isAuditOutcome,
   isDecisionOutcome,
   type AuditDecisionOutcome,
   type AuditEvent,
@@ -20,11 +24,29 @@ export type AuditDecisionDraft = AuditEventDraft & { readonly outcome: AuditDeci
 /** An outcome: written after the action. */
 export type AuditOutcomeDraft = AuditEventDraft & { readonly outcome: AuditResultOutcome };
 
+/** The fields every event of one session shares (see {@link AuditSink.session}). */
+export type AuditSessionFields = Pick<AuditEvent, 'actor' | 'connectionId' | 'connectionName' | 'grantId' | 'sessionId' | 'protocol'>;
+
+/**
+ * Audit hooks bound to one session: what a protocol handler calls per
+ * statement or request. Same contract as {@link AuditSink.decision} and
+ * {@link AuditSink.outcome}, with the session's fields filled in.
+ */
+export interface SessionAuditHooks {
+  canAccept(): boolean;
+  /** Resolves once the decision is recorded; rejects with AUDIT_SPOOL_FULL / AUDIT_UNAVAILABLE / VALIDATION_FAILED. */
+  decision(action: string, outcome: AuditDecisionOutcome, details: Record<string, unknown>): Promise<void>;
+  /** Resolves true once recorded, false when it could not be (logged, counted); never rejects. */
+  outcome(action: string, outcome: AuditResultOutcome, details: Record<string, unknown>): Promise<boolean>;
+}
+
 /** The spool operations the recorder needs. */
 export interface AuditAppender {
   /** `ok`, or why new work would be refused (see AuditSpool.admission). */
   admission(): AuditAdmission;
   append(events: AuditEvent | readonly AuditEvent[]): Promise<void>;
+  /** Appends one event already serialised as JSON (see AuditSpool.appendJson). */
+  appendJson(id: string, json: string): Promise<void>;
 }
 
 /**
@@ -38,7 +60,30 @@ export interface AuditSink {
   decision(draft: AuditDecisionDraft): Promise<AuditEvent>;
   /** Records an outcome durably; resolves true when durable, false when it could not be recorded; never rejects. */
   outcome(draft: AuditOutcomeDraft): Promise<boolean>;
+  /**
+   * Hooks for one session: its fields are checked once here (VALIDATION_FAILED
+   * when they would make an invalid event), and each event is then written
+   * straight to JSON — the per-statement hot path. `detailsPrefix` opens every
+   * event's details (e.g. the tunnel id).
+   */
+  session(fields: AuditSessionFields, detailsPrefix?: Readonly<Record<string, string>>): SessionAuditHooks;
 }
+
+let isoMs = Number.NaN;
+let isoText = '';
+/** `new Date(ms).toISOString()`, remembered for the last millisecond asked (events come in bursts). */
+const isoTime = (ms: number): string => {
+  if (ms !== isoMs) {
+    isoText = new Date(ms).toISOString();
+    isoMs = ms;
+  }
+  return isoText;
+};
+
+const invalidEvent = (message: string): AppError =>
+  new AppError('VALIDATION_FAILED', { message: 'The audit event is not valid.', details: [{ path: '', message }] });
+
+const returnTrue = (): boolean => true;
 
 /** Dependencies of an {@link AuditRecorder}. */
 export interface AuditRecorderOptions {
@@ -115,18 +160,74 @@ export class AuditRecorder implements AuditSink {
       await this.spool.append(event);
       return true;
     } catch (err) {
-      this.lost += 1;
-      // Ids and the action only: details may hold SQL text.
-      this.logger.error('Audit outcome could not be recorded.', {
-        eventId: event?.id ?? draft.id,
-        action: draft.action,
-        connectionId: draft.connectionId,
-        sessionId: draft.sessionId,
-        code: isAppError(err) ? err.code : undefined,
-        error: isAppError(err) ? undefined : err,
-      });
-      return false;
+      return this.lostOutcome(event?.id ?? draft.id, draft.action, draft, err);
     }
+  }
+
+  session(fields: AuditSessionFields, detailsPrefix: Readonly<Record<string, string>> = {}): SessionAuditHooks {
+    const { spool, nodeId, timers } = this;
+    const shared = {
+      nodeId,
+      actor: fields.actor,
+      connectionId: fields.connectionId,
+      connectionName: fields.connectionName,
+      grantId: fields.grantId,
+      sessionId: fields.sessionId,
+      protocol: fields.protocol,
+    };
+    const now = timers.now();
+    const problem = auditEventProblem({ id: newId('evt', now), time: isoTime(now), action: 'session.audit', outcome: 'allowed', ...shared, details: { ...detailsPrefix } });
+    if (problem !== undefined) throw invalidEvent(problem);
+    // `"nodeId":…,"protocol":…` and `{"tunnelId":…` (or `{`): every event of the session starts the same.
+    const fixed = JSON.stringify(shared).slice(1, -1);
+    const detailsOpen = JSON.stringify(detailsPrefix).slice(0, -1);
+    const bare = detailsOpen.length === 1;
+    const encode = (id: string, ms: number, action: string, outcome: string, details: Record<string, unknown>): string => {
+      const d = JSON.stringify(details);
+      // A key of `details` repeating one of the prefix comes later and wins, as a spread would.
+      const body = d.length === 2 ? (bare ? '{}' : `${detailsOpen}}`) : bare ? d : `${detailsOpen},${d.slice(1)}`;
+      return `{"id":"${id}","time":"${isoTime(ms)}","action":"${action}","outcome":"${outcome}",${fixed},"details":${body}}`;
+    };
+    const check = (action: string, outcome: unknown, details: unknown, decision: boolean): AppError | undefined => {
+      if (!isAuditOutcome(outcome) || isDecisionOutcome(outcome) !== decision) return invalidEvent(decision ? 'outcome: a decision is allowed or denied' : 'outcome: an outcome is success, failure or error');
+      if (!isAuditAction(action)) return invalidEvent('action: must be a dotted lowercase action name');
+      if (!isAuditDetails(details)) return invalidEvent('details: must be an object of plain JSON values');
+      return undefined;
+    };
+    return {
+      canAccept: () => spool.admission() === 'ok',
+      decision: (action, outcome, details) => {
+        const bad = check(action, outcome, details, true);
+        if (bad !== undefined) return Promise.reject(bad);
+        const admission = spool.admission();
+        if (admission === 'full') return Promise.reject(new AppError('AUDIT_SPOOL_FULL'));
+        if (admission === 'unavailable') return Promise.reject(new AppError('AUDIT_UNAVAILABLE'));
+        const ms = timers.now();
+        const id = newId('evt', ms);
+        return spool.appendJson(id, encode(id, ms, action, outcome, details));
+      },
+      outcome: (action, outcome, details) => {
+        const bad = check(action, outcome, details, false);
+        if (bad !== undefined) return Promise.resolve(this.lostOutcome(undefined, action, fields, bad));
+        const ms = timers.now();
+        const id = newId('evt', ms);
+        return spool.appendJson(id, encode(id, ms, action, outcome, details)).then(returnTrue, (err: unknown) => this.lostOutcome(id, action, fields, err));
+      },
+    };
+  }
+
+  private lostOutcome(eventId: string | undefined, action: string, fields: Pick<AuditEvent, 'connectionId' | 'sessionId'>, err: unknown): false {
+    this.lost += 1;
+    // Ids and the action only: details may hold SQL text.
+    this.logger.error('Audit outcome could not be recorded.', {
+      eventId,
+      action,
+      connectionId: fields.connectionId,
+      sessionId: fields.sessionId,
+      code: isAppError(err) ? err.code : undefined,
+      error: isAppError(err) ? undefined : err,
+    });
+    return false;
   }
 
   private complete(draft: AuditEventDraft & { readonly outcome: AuditEvent['outcome'] }): AuditEvent {
@@ -134,7 +235,7 @@ export class AuditRecorder implements AuditSink {
     return {
       ...draft,
       id: draft.id ?? newId('evt', now),
-      time: draft.time ?? new Date(now).toISOString(),
+      time: draft.time ?? isoTime(now),
       nodeId: this.nodeId,
     };
   }

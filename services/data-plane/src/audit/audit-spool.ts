@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { AppError, createNullLogger, zodProblems, type Logger } from '@pa/kit';
 import { auditEventProblem, auditEventSchema, type AuditEvent } from './audit-event';
-import { encodeRecord, probeRecord, scanRecords } from './record-codec';
+import { encodeJsonRecord, encodeRecord, probeRecord, scanRecords } from './record-codec';
 import { errorCode, hasCode, nodeSpoolFs, type SpoolFileHandle, type SpoolFs } from './spool-fs';
 import { systemTimers, type AuditTimers } from './timers';
 
@@ -140,7 +140,7 @@ interface PendingAppend {
 }
 
 interface WriteRequest {
-  readonly events: readonly AuditEvent[];
+  readonly ids: readonly string[];
   readonly encoded: Buffer[];
   readonly bytes: number;
   resolve(): void;
@@ -323,10 +323,8 @@ export class AuditSpool implements AuditSpoolReader {
   append(input: AuditEvent | readonly AuditEvent[]): Promise<void> {
     const events = isList(input) ? input : [input];
     if (events.length === 0) return Promise.resolve();
-    if (this.closing !== undefined || this.isFailing()) {
-      this.refusals += events.length;
-      return Promise.reject(new AppError('AUDIT_UNAVAILABLE'));
-    }
+    if (this.closing !== undefined || this.isFailing()) return this.refuseUnavailable(events.length);
+    const ids: string[] = [];
     const encoded: Buffer[] = [];
     let bytes = 0;
     for (const event of events) {
@@ -337,20 +335,45 @@ export class AuditSpool implements AuditSpoolReader {
         return Promise.reject(new AppError('VALIDATION_FAILED', { message: 'The audit event is not valid.', details }));
       }
       const payload = Buffer.from(JSON.stringify(event), 'utf8');
-      if (payload.length > this.maxRecordBytes) {
-        return Promise.reject(
-          new AppError('VALIDATION_FAILED', {
-            message: 'The audit event is too large.',
-            details: [{ path: 'details', message: `The serialised event exceeds ${this.maxRecordBytes} bytes.` }],
-          }),
-        );
-      }
+      if (payload.length > this.maxRecordBytes) return Promise.reject(this.tooLarge());
       const record = encodeRecord(payload);
+      ids.push(event.id);
       encoded.push(record);
       bytes += record.length;
     }
+    return this.accept(ids, encoded, bytes);
+  }
+
+  /**
+   * Appends one event already serialised by its producer (the recorder's
+   * per-session encoder, which checked its fields): `json` must be the
+   * JSON text of a valid {@link AuditEvent} whose id is `id`. Resolves and
+   * rejects as {@link append}. The hot path: no parse, no second copy.
+   */
+  appendJson(id: string, json: string): Promise<void> {
+    if (this.closing !== undefined || this.isFailing()) return this.refuseUnavailable(1);
+    const n = Buffer.byteLength(json, 'utf8');
+    if (n > this.maxRecordBytes) return Promise.reject(this.tooLarge());
+    const record = encodeJsonRecord(json, n);
+    return this.accept([id], [record], record.length);
+  }
+
+  private refuseUnavailable(events: number): Promise<never> {
+    this.refusals += events;
+    return Promise.reject(new AppError('AUDIT_UNAVAILABLE'));
+  }
+
+  private tooLarge(): AppError {
+    return new AppError('VALIDATION_FAILED', {
+      message: 'The audit event is too large.',
+      details: [{ path: 'details', message: `The serialised event exceeds ${this.maxRecordBytes} bytes.` }],
+    });
+  }
+
+  /** Takes encoded records (capacity permitting) into the write path of the configured durability. */
+  private accept(ids: readonly string[], encoded: Buffer[], bytes: number): Promise<void> {
     if (this.usedBytes() + bytes > this.capacityBytes) {
-      this.refusals += events.length;
+      this.refusals += ids.length;
       if (!this.isFull) {
         this.isFull = true;
         this.logger.warn('Audit spool is full; refusing new events.', {
@@ -372,7 +395,7 @@ export class AuditSpool implements AuditSpoolReader {
       // time on these machines, far more than the encoding of an event.
       this.queuedBytes += bytes;
       return new Promise<void>((resolve, reject) => {
-        this.toWrite.push({ events, encoded, bytes, resolve, reject });
+        this.toWrite.push({ ids, encoded, bytes, resolve, reject });
         if (!this.writeScheduled) {
           this.writeScheduled = true;
           setImmediate(this.writeNow);
@@ -380,15 +403,15 @@ export class AuditSpool implements AuditSpoolReader {
       });
     }
     return new Promise<void>((resolve, reject) => {
-      const owner: PendingAppend = { remaining: events.length, settled: false, resolve, reject };
-      this.enqueue(events, encoded, bytes, owner);
+      const owner: PendingAppend = { remaining: ids.length, settled: false, resolve, reject };
+      this.enqueue(ids, encoded, bytes, owner);
     });
   }
 
-  private enqueue(events: readonly AuditEvent[], encoded: Buffer[], bytes: number, owner: PendingAppend): void {
-    events.forEach((event, i) => this.queue.push({ id: event.id, bytes: encoded[i] as Buffer, owner, seg: undefined, offset: 0 }));
+  private enqueue(ids: readonly string[], encoded: Buffer[], bytes: number, owner: PendingAppend): void {
+    ids.forEach((id, i) => this.queue.push({ id, bytes: encoded[i] as Buffer, owner, seg: undefined, offset: 0 }));
     this.queuedBytes += bytes;
-    this.unwritten += events.length;
+    this.unwritten += ids.length;
     this.scheduleCommit();
   }
 
@@ -411,7 +434,7 @@ export class AuditSpool implements AuditSpoolReader {
       seg !== undefined && !seg.broken && seg.fh?.writeSync !== undefined && !this.writing && this.unwritten === 0 &&
       this.isRecovered && this.closing === undefined && seg.written + bytes <= this.segmentBytes;
     if (!canWrite) {
-      for (const a of batch) this.enqueue(a.events, a.encoded, a.bytes, { remaining: a.events.length, settled: false, resolve: a.resolve, reject: a.reject });
+      for (const a of batch) this.enqueue(a.ids, a.encoded, a.bytes, { remaining: a.ids.length, settled: false, resolve: a.resolve, reject: a.reject });
       return;
     }
     const parts: Buffer[] = [];
@@ -427,7 +450,7 @@ export class AuditSpool implements AuditSpoolReader {
         done += n;
       }
     } catch (err) {
-      for (const a of batch) this.refusals += a.events.length;
+      for (const a of batch) this.refusals += a.ids.length;
       seg.broken = true;
       this.markFailed(err, 'Audit spool write failed; refusing new events.');
       // The writer cuts the segment back to what is durable and seals it.
@@ -440,9 +463,9 @@ export class AuditSpool implements AuditSpoolReader {
     const owner: PendingAppend = { remaining: 0, settled: true, resolve: noop, reject: noop };
     let offset = at;
     for (const a of batch) {
-      for (let i = 0; i < a.events.length; i += 1) {
+      for (let i = 0; i < a.ids.length; i += 1) {
         const record = a.encoded[i] as Buffer;
-        this.queue.push({ id: (a.events[i] as AuditEvent).id, bytes: record, owner, seg, offset });
+        this.queue.push({ id: a.ids[i] as string, bytes: record, owner, seg, offset });
         offset += record.length;
       }
     }

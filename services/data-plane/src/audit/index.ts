@@ -41,6 +41,8 @@ export {
   type AuditEventDraft,
   type AuditOutcomeDraft,
   type AuditRecorderOptions,
+  type AuditSessionFields,
+  type SessionAuditHooks,
   type AuditSink,
 } from './audit-recorder';
 export { registerAuditMetrics, type AuditMetricSources } from './audit-metrics';

@@ -29,6 +29,19 @@ export const encodeRecord = (payload: Uint8Array): Buffer => {
   return out;
 };
 
+/**
+ * Frames a JSON text as one record, encoding it straight into the record
+ * buffer (no intermediate copy). `byteLength` is `Buffer.byteLength(json)`.
+ */
+export const encodeJsonRecord = (json: string, byteLength: number): Buffer => {
+  const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + byteLength);
+  out.writeUInt32BE(RECORD_MAGIC, 0);
+  out.writeUInt32BE(byteLength, 4);
+  out.write(json, RECORD_HEADER_BYTES, byteLength, 'utf8');
+  out.writeUInt32BE(crc32(out.subarray(RECORD_HEADER_BYTES), crc32(out.subarray(4, 8))) >>> 0, 8);
+  return out;
+};
+
 /** What lies at one offset of a buffer. */
 export type RecordProbe =
   | { readonly kind: 'record'; readonly payload: Buffer; readonly size: number }

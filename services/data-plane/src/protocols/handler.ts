@@ -3,7 +3,7 @@ import type { AppError, Logger } from '@pa/kit';
 import type { BackendCredentials, GrantClaims } from '@pa/grants';
 import type { CompiledPolicy, PolicyEngine } from '@pa/policy';
 import type { RateLimits } from '@pa/state';
-import type { AuditDecisionDraft, AuditOutcomeDraft, AuditSink } from '../audit';
+import type { AuditSink, SessionAuditHooks } from '../audit';
 
 /**
  * The protocol handler contract (STYLE.md §2, after Boundary's handler and
@@ -63,11 +63,7 @@ export interface HandlerSettings {
 }
 
 /** Audit hooks bound to one session. */
-export interface SessionAudit {
-  canAccept(): boolean;
-  decision(action: string, outcome: AuditDecisionDraft['outcome'], details: Record<string, unknown>): Promise<void>;
-  outcome(action: string, outcome: AuditOutcomeDraft['outcome'], details: Record<string, unknown>): Promise<boolean>;
-}
+export type SessionAudit = SessionAuditHooks;
 
 /** How a session ended. */
 export interface SessionResult {
@@ -92,21 +88,16 @@ export interface ProtocolHandler {
   sendError(client: Duplex, err: AppError): void;
 }
 
-/** Builds the session-bound audit hooks over the node's sink. */
-export const sessionAudit = (sink: AuditSink, grant: GrantClaims, protocol: ProtocolName, tunnelId: string): SessionAudit => {
-  const base = {
-    actor: { id: grant.user.id, name: grant.user.name },
-    connectionId: grant.connection.id,
-    connectionName: grant.connection.name,
-    grantId: grant.jti,
-    sessionId: grant.sessionId,
-    protocol,
-  } as const;
-  return {
-    canAccept: () => sink.canAccept(),
-    decision: async (action, outcome, details) => {
-      await sink.decision({ ...base, action, outcome, details: { tunnelId, ...details } });
+/** Builds the session-bound audit hooks over the node's sink (each event written straight to JSON). */
+export const sessionAudit = (sink: AuditSink, grant: GrantClaims, protocol: ProtocolName, tunnelId: string): SessionAudit =>
+  sink.session(
+    {
+      actor: { id: grant.user.id, name: grant.user.name },
+      connectionId: grant.connection.id,
+      connectionName: grant.connection.name,
+      grantId: grant.jti,
+      sessionId: grant.sessionId,
+      protocol,
     },
-    outcome: (action, outcome, details) => sink.outcome({ ...base, action, outcome, details: { tunnelId, ...details } }),
-  };
-};
+    { tunnelId },
+  );
