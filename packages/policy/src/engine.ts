@@ -192,6 +192,18 @@ const internalDecision = (p: PreparedPolicy, err: unknown): SqlDecision =>
   freeze({ allowed: false, reason: `internal error while judging: ${(err as Error)?.message ?? String(err)}`, statements: [], failure: 'internal' as const, policyHash: p.hash });
 
 /** Creates an evaluator with its own decision cache and (lazily) parser pool. */
+/** Decisions made from a shape's decision for another text of that shape (see {@link decisionOrigin}). */
+const origins = new WeakMap<SqlDecision, SqlDecision>();
+
+/**
+ * The decision `decision` was copied from when the engine answered a text
+ * from its shape cache: the same facts (kinds, relations, functions,
+ * fingerprints, rule, reason) with another statement text. Callers that derive
+ * something from the facts alone (the data plane's audit summary) key it by
+ * this object and derive it once per shape. `decision` itself otherwise.
+ */
+export const decisionOrigin = (decision: SqlDecision): SqlDecision => origins.get(decision) ?? decision;
+
 export const createPolicyEngine = (options: PolicyEngineOptions = {}): PolicyEngine => {
   const limits: SqlLimits = { ...DEFAULT_SQL_LIMITS, ...options.limits };
   const cache = options.cache === false ? undefined : createDecisionCache<SqlDecision>(options.cache ?? {});
@@ -241,7 +253,9 @@ export const createPolicyEngine = (options: PolicyEngineOptions = {}): PolicyEng
     const statement = decision.statements[0] as SqlStatementDecision;
     const text = placedText(sql, entry);
     if (text === statement.text) return decision;
-    return Object.freeze({ ...decision, statements: Object.freeze([Object.freeze({ ...statement, text })]) });
+    const copy: SqlDecision = Object.freeze({ ...decision, statements: Object.freeze([Object.freeze({ ...statement, text })]) });
+    origins.set(copy, decision);
+    return copy;
   };
 
   const evaluateSql = (policy: CompiledPolicy, sql: string): SqlDecision => {

@@ -28,6 +28,7 @@ export {
   explainSql,
   explainHttp,
   DEFAULT_SQL_LIMITS,
+  decisionOrigin,
   type PolicyEngine,
   type PolicyEngineOptions,
   type SqlLimits,

@@ -4,7 +4,7 @@ import { compilePolicy, type CompiledPolicy } from './compile';
 import { corpusPolicy } from './corpus/fixtures';
 import { CORPUS_POLICIES, type CorpusPolicyName } from './corpus/policies';
 import { SQL_CASES } from './corpus/sql-cases';
-import { createPolicyEngine, type PolicyEngine, type SqlDecision } from './engine';
+import { createPolicyEngine, decisionOrigin, type PolicyEngine, type SqlDecision } from './engine';
 import type { Rule } from './schema';
 import { initPolicyEngine } from './sql/parse';
 import { shapeSql } from './sql/shape';
@@ -63,6 +63,20 @@ describe('shape cache', () => {
       expect(d).toEqual(fresh.evaluateSql(pgbench, sql));
       expect(d.statements[0]?.text).toBe(`SELECT abalance FROM pgbench_accounts WHERE aid = ${aid}`);
     }
+  });
+
+  test('decisionOrigin names the shape decision a text’s decision was copied from (itself when not copied)', () => {
+    const e = createPolicyEngine();
+    const first = e.evaluateSql(pgbench, 'SELECT abalance FROM pgbench_accounts WHERE aid = 5;');
+    const copy = e.evaluateSql(pgbench, 'SELECT abalance FROM pgbench_accounts WHERE aid = 6;');
+    expect(copy).not.toBe(first);
+    expect(decisionOrigin(copy)).toBe(first);
+    expect(decisionOrigin(first)).toBe(first);
+    const { statements: _s, ...facts } = copy;
+    const { statements: _f, ...originFacts } = first;
+    expect(facts).toEqual(originFacts);
+    const unshaped = e.evaluateSql(pgbench, 'SHOW search_path');
+    expect(decisionOrigin(unshaped)).toBe(unshaped);
   });
 
   test('the async path (inline texts) uses it too', async () => {

@@ -1,4 +1,5 @@
-import { compilePolicy, createPolicyEngine, initPolicyEngine } from '@pa/policy';
+import { createHash } from 'node:crypto';
+import { compilePolicy, createPolicyEngine, decisionOrigin, initPolicyEngine } from '@pa/policy';
 import { capUtf8, hashParameters, MAX_AUDIT_SQL_BYTES, rowsOfTag, summarizeStatement } from './statement-audit';
 
 describe('statement audit facts', () => {
@@ -40,6 +41,30 @@ describe('statement audit facts', () => {
     expect(s).toMatchObject({ sql, statements: 2, kinds: ['select', 'insert'], relations: ['accounts', 't'], functions: ['lower'], allowed: true, rule: { ruleId: 'all' } });
     expect(s.sqlSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(summarizeStatement(sql, d)).toBe(s);
+    await engine.close();
+  });
+
+  it('summarises texts of one shape from one set of facts, each with its own text and hash', async () => {
+    await initPolicyEngine();
+    const policy = compilePolicy({
+      policies: [{ id: 'wl_1', version: 1, name: 'p', roles: ['r'], selector: { connections: ['c'] }, rules: [{ id: 'all', effect: 'allow', type: 'all' }, { id: 'no-ddl', effect: 'deny', type: 'sql', kinds: ['ddl'] }] }],
+      roles: ['r'],
+      connection: { name: 'c', tags: {}, protocol: 'postgres' },
+    });
+    const engine = createPolicyEngine();
+    const texts = ['SELECT abalance FROM pgbench_accounts WHERE aid = 17;', 'SELECT abalance FROM pgbench_accounts WHERE aid = 48211;'];
+    const [a, b] = texts.map((sql) => ({ sql, d: engine.evaluateSql(policy, sql) }));
+    if (!a || !b) throw new Error('two decisions expected');
+    // The second text is answered from the first one's shape: another object, the same origin.
+    expect(b.d).not.toBe(a.d);
+    expect(decisionOrigin(b.d)).toBe(decisionOrigin(a.d));
+    const [sa, sb] = [summarizeStatement(a.sql, a.d), summarizeStatement(b.sql, b.d)];
+    for (const [s, sql] of [[sa, a.sql], [sb, b.sql]] as const) {
+      expect(s).toMatchObject({ sql, sqlBytes: Buffer.byteLength(sql), statements: 1, kinds: ['select'], relations: ['pgbench_accounts'], allowed: true, rule: { ruleId: 'all' } });
+      expect(s.sqlSha256).toBe(createHash('sha256').update(sql).digest('hex'));
+    }
+    expect(sb.kinds).toBe(sa.kinds); // the facts were derived once
+    expect(sb.fingerprints).toEqual(sa.fingerprints);
     await engine.close();
   });
 });

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import type { SqlDecision } from '@pa/policy';
+import { createHash, hash } from 'node:crypto';
+import { decisionOrigin, type SqlDecision } from '@pa/policy';
 
 /**
  * What the audit trail records about a statement (STYLE.md §6, SECURITY.md
@@ -47,24 +47,17 @@ const unique = (lists: Iterable<readonly string[]>): string[] => {
   return [...seen];
 };
 
+/** The parts of a summary that depend on the decision's facts, not on the text. */
+type StatementFacts = Omit<StatementSummary, 'sql' | 'sqlSha256' | 'sqlBytes' | 'sqlTruncated'>;
+
+const factsByDecision = new WeakMap<SqlDecision, StatementFacts>();
 const summaries = new WeakMap<SqlDecision, { readonly text: string; readonly summary: StatementSummary }>();
 
-/**
- * The audit summary of `sql` as judged by `decision`. The engine's decision
- * cache hands out one frozen decision object per (policy, text), so the
- * summary (hash, unions, capped text) is computed once per distinct text.
- */
-export const summarizeStatement = (sql: string, decision: SqlDecision): StatementSummary => {
-  const hit = summaries.get(decision);
-  // The text is compared too, in case an engine ever shares one decision object between texts.
-  if (hit && hit.text === sql) return hit.summary;
-  const capped = capUtf8(sql, MAX_AUDIT_SQL_BYTES);
+const factsOf = (decision: SqlDecision): StatementFacts => {
+  const hit = factsByDecision.get(decision);
+  if (hit) return hit;
   const rule = decision.rule;
-  const summary: StatementSummary = Object.freeze({
-    sql: capped.text,
-    sqlSha256: createHash('sha256').update(sql, 'utf8').digest('hex'),
-    sqlBytes: capped.bytes,
-    sqlTruncated: capped.truncated,
+  const facts: StatementFacts = Object.freeze({
     statements: decision.statements.length,
     kinds: unique(decision.statements.map((s) => s.kinds)),
     relations: unique(decision.statements.map((s) => s.relations)),
@@ -75,9 +68,36 @@ export const summarizeStatement = (sql: string, decision: SqlDecision): Statemen
     rule: rule ? { policyId: rule.policyId, policyName: rule.policyName, ruleId: rule.ruleId, ruleName: rule.ruleName ?? null } : null,
     failure: decision.failure ?? null,
   });
+  factsByDecision.set(decision, facts);
+  return facts;
+};
+
+/**
+ * The audit summary of `sql` as judged by `decision`. The engine's decision
+ * cache hands out one frozen decision object per (policy, text), so the
+ * summary is computed once per distinct text; the facts (unions of kinds,
+ * relations, functions…) once per shape, since texts that differ only in
+ * constants share their decision's origin ({@link decisionOrigin}) — pgbench
+ * never repeats a text, but its texts have one shape.
+ */
+export const summarizeStatement = (sql: string, decision: SqlDecision): StatementSummary => {
+  const hit = summaries.get(decision);
+  // The text is compared too, in case an engine ever shares one decision object between texts.
+  if (hit && hit.text === sql) return hit.summary;
+  const capped = capUtf8(sql, MAX_AUDIT_SQL_BYTES);
+  const summary: StatementSummary = Object.freeze({
+    sql: capped.text,
+    sqlSha256: sha256Hex(sql),
+    sqlBytes: capped.bytes,
+    sqlTruncated: capped.truncated,
+    ...factsOf(decisionOrigin(decision)),
+  });
   summaries.set(decision, { text: sql, summary });
   return summary;
 };
+
+/** SHA-256 of a text's UTF-8, in hex (the one-shot `crypto.hash`: a third of createHash's cost for short texts). */
+const sha256Hex = (text: string): string => hash('sha256', text, 'hex');
 
 /** SHA-256 of Bind parameter values (each length-prefixed, NULL as -1), so equal values can be correlated without storing them. */
 export const hashParameters = (params: readonly (Buffer | null)[]): string => {
