@@ -40,6 +40,12 @@ export interface SessionFixture {
   logger: Logger;
   /** Every audit event written so far (read back from the spool). */
   events(): Promise<AuditEvent[]>;
+  /**
+   * Acknowledges events as they become durable, as a node's shipper does once
+   * the control plane has them (benchmarks: the spool stays small, as in
+   * production). Returns how many were acknowledged so far.
+   */
+  shipContinuously(): () => number;
   close(): Promise<void>;
 }
 
@@ -103,6 +109,24 @@ export const createSessionFixture = async (o: SessionFixtureOptions): Promise<Se
     events: async () => {
       await spool.settle();
       return spool.readUnacked(100_000);
+    },
+    shipContinuously: () => {
+      let shipped = 0;
+      let shipping = false;
+      const ship = async (): Promise<void> => {
+        if (shipping) return;
+        shipping = true;
+        try {
+          for (let batch = await spool.readUnacked(1000); batch.length > 0; batch = await spool.readUnacked(1000)) {
+            await spool.ack(batch.map((e) => e.id));
+            shipped += batch.length;
+          }
+        } finally {
+          shipping = false;
+        }
+      };
+      spool.onDurable(() => void ship());
+      return () => shipped;
     },
     close: async () => {
       engine.close();
