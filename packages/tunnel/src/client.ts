@@ -1,7 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
-import { CLIENT_LABEL_HEADER, TUNNEL_ID_HEADER, TUNNEL_PATH, TUNNEL_PROTOCOL } from './protocol';
+import type { IncomingMessage } from 'node:http';
+import { CLIENT_LABEL_HEADER, GRANT_STATUS_PATH, TUNNEL_ID_HEADER, TUNNEL_PATH, TUNNEL_PROTOCOL } from './protocol';
 
 /** A tunnel the node refused, with its problem document's code and detail. */
 export class TunnelRefusedError extends Error {
@@ -65,24 +66,78 @@ export const openTunnel = (options: OpenTunnelOptions): Promise<OpenTunnel> =>
       resolve({ socket, tunnelId: String(res.headers[TUNNEL_ID_HEADER] ?? '') });
     });
     req.once('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => {
-        if (chunks.reduce((n, b) => n + b.length, 0) < 64 * 1024) chunks.push(c);
-      });
-      res.on('end', () => {
+      void readRefusal(res).then((err) => {
         clearTimeout(timer);
-        let code = 'UNKNOWN';
-        let detail = res.statusMessage ?? 'refused';
-        let retry: number | null = null;
-        try {
-          const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { code?: unknown; detail?: unknown; retryAfterSeconds?: unknown };
-          if (typeof body.code === 'string') code = body.code;
-          if (typeof body.detail === 'string') detail = body.detail;
-          if (typeof body.retryAfterSeconds === 'number') retry = body.retryAfterSeconds;
-        } catch {
-          // Not a problem document: keep the status line.
-        }
-        reject(new TunnelRefusedError(res.statusCode ?? 0, code, detail, retry));
+        reject(err);
+      });
+    });
+    req.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end();
+  });
+
+/** The refusal a node answered with: its problem document's code and detail, or the status line. */
+const readRefusal = (res: IncomingMessage): Promise<TunnelRefusedError> =>
+  new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (c: Buffer) => {
+      if (size < 64 * 1024) chunks.push(c);
+      size += c.length;
+    });
+    const done = (): void => {
+      let code = 'UNKNOWN';
+      let detail = res.statusMessage ?? 'refused';
+      let retry: number | null = null;
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { code?: unknown; detail?: unknown; retryAfterSeconds?: unknown };
+        if (typeof body.code === 'string') code = body.code;
+        if (typeof body.detail === 'string') detail = body.detail;
+        if (typeof body.retryAfterSeconds === 'number') retry = body.retryAfterSeconds;
+      } catch {
+        // Not a problem document: keep the status line.
+      }
+      resolve(new TunnelRefusedError(res.statusCode ?? 0, code, detail, retry));
+    };
+    res.on('end', done);
+    res.on('error', done);
+  });
+
+export type CheckGrantOptions = Omit<OpenTunnelOptions, 'clientLabel'>;
+
+/**
+ * Asks a node whether it would still take the grant (GET /v1/grant-status),
+ * opening nothing: resolves when it would, rejects with the
+ * {@link TunnelRefusedError} a tunnel would get (GRANT_REVOKED…), or with the
+ * network error when the node cannot be reached.
+ */
+export const checkGrant = (options: CheckGrantOptions): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const base = new URL(options.url);
+    const mod = base.protocol === 'https:' ? https : http;
+    const req = mod.request({
+      protocol: base.protocol,
+      hostname: base.hostname,
+      port: base.port || (base.protocol === 'https:' ? 443 : 80),
+      path: GRANT_STATUS_PATH,
+      method: 'GET',
+      headers: { Authorization: `Bearer ${options.grant}`, Connection: 'close' },
+      ...(options.ca ? { ca: options.ca as string | Buffer | Array<string | Buffer> } : {}),
+      agent: false,
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`grant check timed out after ${options.timeoutMs ?? 10_000} ms`)), options.timeoutMs ?? 10_000);
+    req.once('response', (res) => {
+      if (res.statusCode === 200) {
+        clearTimeout(timer);
+        res.resume();
+        resolve();
+        return;
+      }
+      void readRefusal(res).then((err) => {
+        clearTimeout(timer);
+        reject(err);
       });
     });
     req.once('error', (err) => {

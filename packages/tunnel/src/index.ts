@@ -1,3 +1,3 @@
-export { TUNNEL_PATH, TUNNEL_PROTOCOL, TUNNEL_ID_HEADER, CLIENT_LABEL_HEADER, MAX_GRANT_BYTES } from './protocol';
-export { parseTunnelRequest, acceptTunnel, rejectTunnel, type TunnelRequest } from './server';
-export { openTunnel, TunnelRefusedError, type OpenTunnel, type OpenTunnelOptions } from './client';
+export { GRANT_STATUS_PATH, TUNNEL_PATH, TUNNEL_PROTOCOL, TUNNEL_ID_HEADER, CLIENT_LABEL_HEADER, MAX_GRANT_BYTES } from './protocol';
+export { parseTunnelRequest, bearerGrant, acceptTunnel, rejectTunnel, tunnelProblem, type TunnelRequest } from './server';
+export { checkGrant, openTunnel, TunnelRefusedError, type CheckGrantOptions, type OpenTunnel, type OpenTunnelOptions } from './client';

@@ -16,8 +16,15 @@
  *
  * On refusal the node answers with a normal HTTP status and an RFC 9457
  * problem document (code, detail) and closes the connection.
+ *
+ * `GET /v1/grant-status` with the same `Authorization` asks, without opening
+ * anything, whether the node would still take the grant: `200` with
+ * `{"status":"active",…}`, or the refusal a tunnel would get (same status and
+ * problem document: GRANT_REVOKED, GRANT_EXPIRED…). `pa connect` asks when a
+ * node closes one of its tunnels, so a revocation ends it at once.
  */
 export const TUNNEL_PATH = '/v1/tunnel';
+export const GRANT_STATUS_PATH = '/v1/grant-status';
 export const TUNNEL_PROTOCOL = 'pa-tunnel/1';
 export const TUNNEL_ID_HEADER = 'pa-tunnel-id';
 /** Optional client-chosen label (e.g. the CLI's local connection number), for logs only. */

@@ -23,14 +23,20 @@ export const parseTunnelRequest = (req: IncomingMessage): TunnelRequest => {
   if (upgrade !== TUNNEL_PROTOCOL) {
     throw new AppError('VALIDATION_FAILED', { message: `Expected "Upgrade: ${TUNNEL_PROTOCOL}".` });
   }
+  const grant = bearerGrant(req);
+  const rawLabel = req.headers[CLIENT_LABEL_HEADER];
+  const label = typeof rawLabel === 'string' ? rawLabel.replace(/[^A-Za-z0-9._:-]/g, '').slice(0, 64) : '';
+  return { grant, clientLabel: label || null };
+};
+
+/** The grant of an `Authorization: Bearer <grant>` header; AUTH_REQUIRED / PAYLOAD_TOO_LARGE otherwise. */
+export const bearerGrant = (req: IncomingMessage): string => {
   const auth = req.headers.authorization ?? '';
   const m = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)$/.exec(auth);
   if (!m) throw new AppError('AUTH_REQUIRED', { message: 'Present the grant as "Authorization: Bearer <grant>".' });
   const grant = m[1] as string;
   if (grant.length > MAX_GRANT_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', { message: 'The grant is too large.' });
-  const rawLabel = req.headers[CLIENT_LABEL_HEADER];
-  const label = typeof rawLabel === 'string' ? rawLabel.replace(/[^A-Za-z0-9._:-]/g, '').slice(0, 64) : '';
-  return { grant, clientLabel: label || null };
+  return grant;
 };
 
 /** Completes the handshake: after this the socket carries the grant's protocol. */
@@ -53,27 +59,32 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-/**
- * Refuses a tunnel with an HTTP status and a problem document, then closes.
- * Non-AppErrors are reported as INTERNAL (their text never reaches the client).
- */
-export const rejectTunnel = (socket: Duplex, err: unknown): void => {
+/** An error as the node's HTTP answer: status, problem document, and the Retry-After seconds when there are some. */
+export const tunnelProblem = (err: unknown): { status: number; statusText: string; body: string; retryAfterSeconds: number | null } => {
   const e = toAppError(err);
   const status = e.spec.http;
+  const retryAfterSeconds = typeof e.meta.retryAfterSeconds === 'number' ? e.meta.retryAfterSeconds : null;
   const body = JSON.stringify({
     type: `https://port-authorizing.dev/errors/${e.code.toLowerCase().replace(/_/g, '-')}`,
     title: e.spec.message,
     status,
     detail: e.message,
     code: e.code,
-    ...(typeof e.meta.retryAfterSeconds === 'number' ? { retryAfterSeconds: e.meta.retryAfterSeconds } : {}),
+    ...(retryAfterSeconds !== null ? { retryAfterSeconds } : {}),
   });
-  const retry = typeof e.meta.retryAfterSeconds === 'number' ? `Retry-After: ${Math.max(1, Math.ceil(e.meta.retryAfterSeconds))}\r\n` : '';
+  return { status, statusText: STATUS_TEXT[status] ?? 'Error', body, retryAfterSeconds };
+};
+
+/**
+ * Refuses a tunnel with an HTTP status and a problem document, then closes.
+ * Non-AppErrors are reported as INTERNAL (their text never reaches the client).
+ */
+export const rejectTunnel = (socket: Duplex, err: unknown): void => {
+  const p = tunnelProblem(err);
+  const retry = p.retryAfterSeconds !== null ? `Retry-After: ${Math.max(1, Math.ceil(p.retryAfterSeconds))}\r\n` : '';
   if (!socket.writable) {
     socket.destroy();
     return;
   }
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${retry}Connection: close\r\n\r\n${body}`,
-  );
+  socket.end(`HTTP/1.1 ${p.status} ${p.statusText}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(p.body)}\r\n${retry}Connection: close\r\n\r\n${p.body}`);
 };

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import { AppError } from '@pa/kit';
-import { acceptTunnel, openTunnel, parseTunnelRequest, rejectTunnel, TunnelRefusedError } from './index';
+import { acceptTunnel, bearerGrant, checkGrant, GRANT_STATUS_PATH, openTunnel, parseTunnelRequest, rejectTunnel, TunnelRefusedError, tunnelProblem } from './index';
 
 const GOOD = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2ln';
 
@@ -13,7 +13,18 @@ describe('tunnel handshake over real sockets', () => {
   const sockets = new Set<Socket>();
 
   beforeAll(async () => {
-    server = createServer((_req, res) => res.writeHead(426).end());
+    server = createServer((req, res) => {
+      if (req.url !== GRANT_STATUS_PATH) return res.writeHead(426).end();
+      try {
+        const grant = bearerGrant(req);
+        if (grant.includes('revoked')) throw new AppError('GRANT_REVOKED');
+        if (grant.includes('teapot')) return res.writeHead(500, 'Teapot Trouble').end('not json');
+        return res.writeHead(200).end('{"status":"active"}');
+      } catch (err) {
+        const p = tunnelProblem(err);
+        return res.writeHead(p.status, { 'Content-Type': 'application/problem+json' }).end(p.body);
+      }
+    });
     server.on('upgrade', (req, socket: Socket, head: Buffer) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
@@ -77,6 +88,22 @@ describe('tunnel handshake over real sockets', () => {
     });
     expect(res.status).toBe(status);
     expect(JSON.parse(res.body).code).toBe(code);
+  });
+
+  it('checks a grant without opening a tunnel: resolves when active, else the refusal a tunnel would get', async () => {
+    await expect(checkGrant({ url, grant: GOOD })).resolves.toBeUndefined();
+    await expect(checkGrant({ url, grant: 'eyJ.revoked.x' })).rejects.toMatchObject({ status: 401, code: 'GRANT_REVOKED' });
+    // Not a problem document: the status line is what there is to say.
+    const odd = await checkGrant({ url, grant: 'eyJ.teapot.x' }).catch((e: unknown) => e);
+    expect(odd).toBeInstanceOf(TunnelRefusedError);
+    expect(odd).toMatchObject({ status: 500, code: 'UNKNOWN', detail: 'Teapot Trouble' });
+    await expect(checkGrant({ url, grant: 'not-a-jws' })).rejects.toMatchObject({ status: 401, code: 'AUTH_REQUIRED' });
+    const down = createServer();
+    down.listen(0, '127.0.0.1');
+    await once(down, 'listening');
+    const deadUrl = `http://127.0.0.1:${(down.address() as AddressInfo).port}`;
+    await new Promise((r) => down.close(r));
+    await expect(checkGrant({ url: deadUrl, grant: GOOD })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
   it('refuses a wrong path', async () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { createCaptureLogger } from '@pa/kit';
 import { createState, type State } from '@pa/state';
-import { openTunnel, TunnelRefusedError } from '@pa/tunnel';
+import { checkGrant, openTunnel, TunnelRefusedError } from '@pa/tunnel';
 import { createTestRedis, type TestRedis } from '@pa/testing';
 import type { AuditEvent } from '../src/audit';
 import { loadConfig } from '../src/config';
@@ -151,6 +151,32 @@ describe('data-plane node: tunnel admission', () => {
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
     expect(metrics).toContain('pa_tunnels_refused_total');
     expect(metrics).toContain('pa_tunnel_handshake_seconds');
+  });
+
+  it('answers the grant status check: active, revoked, expired, malformed; nothing opened, audited or counted', async () => {
+    const g = await factory.sign({ protocol: 'tcp', host: '127.0.0.1', port: echo.port });
+    const opensBefore = shipped.filter((e) => e.action === 'tunnel.open' || e.action === 'tunnel.denied').length;
+    const res = await fetch(`${node.tunnelUrl}/v1/grant-status`, { headers: { Authorization: `Bearer ${g.token}` } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'active', grantId: g.grantId, sessionId: g.claims.sessionId, connection: g.claims.connection.name, expiresAt: new Date(g.claims.exp * 1000).toISOString() });
+    await checkGrant({ url: node.tunnelUrl, grant: g.token });
+    await state.revocations.revoke({ kind: 'grant', id: g.grantId, reason: 'status test', ttlSeconds: 600 });
+    const revoked = await checkGrant({ url: node.tunnelUrl, grant: g.token }).then(() => null, (e: unknown) => e);
+    expect(revoked).toBeInstanceOf(TunnelRefusedError);
+    expect(revoked).toMatchObject({ status: 401, code: 'GRANT_REVOKED' });
+    const expired = await factory.sign({ protocol: 'tcp', host: '127.0.0.1', port: echo.port, clock: () => new Date(Date.now() - 3600_000), ttlSeconds: 60, sessionSeconds: 7200 });
+    expect(await checkGrant({ url: node.tunnelUrl, grant: expired.token }).then(() => null, (e: unknown) => e)).toMatchObject({ code: 'GRANT_EXPIRED' });
+    const none = await fetch(`${node.tunnelUrl}/v1/grant-status`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('content-type')).toBe('application/problem+json');
+    expect(((await none.json()) as { code: string }).code).toBe('AUTH_REQUIRED');
+    const garbage = await fetch(`${node.tunnelUrl}/v1/grant-status`, { headers: { Authorization: 'Bearer a.b.c' } });
+    expect(garbage.status).toBe(401);
+    // A status check is not a tunnel: the one tunnel attempt below is the only thing recorded for this grant.
+    expect((await refused(g.token)).code).toBe('GRANT_REVOKED');
+    await waitFor(() => shipped.some((e) => e.action === 'tunnel.denied' && e.grantId === g.grantId), 'the refused tunnel audited');
+    expect(shipped.filter((e) => e.grantId === g.grantId).map((e) => e.action)).toEqual(['tunnel.denied']);
+    expect(shipped.filter((e) => e.action === 'tunnel.open' || e.action === 'tunnel.denied')).toHaveLength(opensBefore + 1);
   });
 
   it('answers plain HTTP on the tunnel port with 426 and a problem document', async () => {

@@ -71,16 +71,26 @@ describe('end to end with the pa CLI', () => {
       const { rows } = await sys.query<{ n: string }>("SELECT count(*) AS n FROM audit_events WHERE action = 'grant.renew' AND outcome = 'success' AND actor_name = 'olga'");
       return Number(rows[0]?.n) >= 1;
     }, 'grant.renew audited');
-    // An admin revokes the active grant: the CLI closes its tunnels and exits with code 3.
+    // An admin revokes the active grant while a tunnel is open. The node closes that tunnel, the CLI asks the
+    // node about its grant (revoked), the control plane refuses to renew it, and the CLI exits with code 3 —
+    // seconds after the revocation, not at its next renewal (about 20 s after the last one).
+    const live = connect({ port: Number(port), host: '127.0.0.1' });
+    await once(live, 'connect');
+    live.write('held open');
+    await once(live, 'data');
     const grants = await sys.api('GET', '/grants?user=olga&active=true', admin);
     const active = (grants.body.items as Array<{ id: string }>).at(-1);
     expect(active).toBeDefined();
+    const renewalsBefore = (p.stderr().match(/grant renewed/g) ?? []).length;
+    const t0 = Date.now();
     await sys.api('POST', `/grants/${active?.id}/revoke`, admin, { reason: 'e2e: access revoked' });
-    // The next renewal (or tunnel) is refused; wait for the process to end by itself.
     const code = await Promise.race([p.exited, new Promise<number>((r) => setTimeout(() => r(-1), 60_000))]);
     if (code === -1) p.child.kill('SIGINT');
     expect(code).toBe(3);
-    expect(p.stderr()).toMatch(/revoked/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect((p.stderr().match(/grant renewed/g) ?? []).length).toBe(renewalsBefore);
+    expect(p.stderr()).toMatch(/access to echo was revoked/);
+    await (live.closed ? Promise.resolve() : once(live, 'close'));
   }, 180_000);
 
   it('says what to do when the session is gone', async () => {

@@ -201,6 +201,53 @@ describe('pa connect', () => {
     expect(grants.calls.filter((c) => c.method === 'renewGrant')).toHaveLength(1);
   });
 
+  it('exits 3 at once, not at the next renewal, when a node closes its tunnels and says the grant is revoked', async () => {
+    // Renewal is 40 s away: only the node's word can end it sooner.
+    const p = paConnect(['reports-db']);
+    const port = await portOf(p);
+    const open = await echo(port, 'working');
+    grants.renewFailure = { grpcCode: GrpcStatus.UNAUTHENTICATED, code: 'GRANT_REVOKED', message: 'The grant has been revoked by an administrator.' };
+    node.refuse = { code: 'GRANT_REVOKED', message: 'The grant has been revoked.' };
+    const t0 = Date.now();
+    node.dropTunnels(); // what a node does to a revoked grant's live tunnels
+    const result = await p.exited;
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('pa: access to reports-db was revoked: The grant has been revoked by an administrator. (GRANT_REVOKED)\n');
+    expect(node.statusChecks).toHaveLength(1);
+    expect(grants.calls.filter((c) => c.method === 'renewGrant')).toHaveLength(1);
+    await closed(open);
+  });
+
+  it('exits 3 at once when a node refuses a new tunnel as revoked and the control plane will not renew', async () => {
+    const p = paConnect(['reports-db']);
+    const port = await portOf(p);
+    grants.renewFailure = { grpcCode: GrpcStatus.UNAUTHENTICATED, code: 'GRANT_REVOKED', message: 'Access was revoked.' };
+    node.refuse = { code: 'AUTH_SESSION_REVOKED', message: 'The session has been revoked.' };
+    await closed(connect({ host: '127.0.0.1', port }));
+    const result = await p.exited;
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/#1 refused by the data plane: The session has been revoked\. \(AUTH_SESSION_REVOKED\)/);
+    expect(result.stderr).toContain('pa: access to reports-db was revoked: Access was revoked. (GRANT_REVOKED)\n');
+  });
+
+  it('asks the node, and keeps serving, when a tunnel it closed was not a revocation', async () => {
+    const p = paConnect(['echo']);
+    const port = await portOf(p);
+    const live = await echo(port, 'one');
+    node.dropTunnels(); // a backend that hung up, a node restart…
+    await closed(live);
+    await p.waitFor(/#1 closed/, 'stderr');
+    const before = Date.now();
+    while (node.statusChecks.length === 0 && Date.now() - before < 5_000) await new Promise((r) => setImmediate(r));
+    expect(node.statusChecks).toHaveLength(1);
+    (await echo(port, 'two')).destroy();
+    expect(grants.calls.filter((c) => c.method === 'renewGrant')).toHaveLength(0);
+    expect(p.child.exitCode).toBeNull();
+    p.child.kill('SIGINT');
+    expect((await p.exited).code).toBe(0);
+  });
+
   it('reports a tunnel the node refuses and keeps serving; a dropped tunnel closes its connection, the next one works', async () => {
     const p = paConnect(['echo']);
     const port = await portOf(p);

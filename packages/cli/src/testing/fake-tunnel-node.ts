@@ -4,14 +4,15 @@
  * the 101 it echoes every byte back (prefixed by nothing), so a test can send
  * through `pa connect` and read its own bytes. It records the grant of every
  * tunnel, and can refuse (any AppError code) or be told which grants it
- * accepts.
+ * accepts. Its grant status check (GET /v1/grant-status) answers by the same
+ * rules, and counts the checks it was asked.
  */
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { AppError, type ErrorCode } from '@pa/kit';
-import { acceptTunnel, parseTunnelRequest, rejectTunnel } from '@pa/tunnel';
+import { acceptTunnel, bearerGrant, GRANT_STATUS_PATH, parseTunnelRequest, rejectTunnel, tunnelProblem } from '@pa/tunnel';
 
 export class FakeTunnelNode {
   /** The grant presented by each tunnel, in order (refused ones included). */
@@ -20,6 +21,8 @@ export class FakeTunnelNode {
   refuse: { code: ErrorCode; message: string } | null = null;
   /** When set, only these grants are accepted; others are refused as revoked. */
   acceptOnly: Set<string> | null = null;
+  /** Grant status checks asked, in order (the grant each presented). */
+  readonly statusChecks: string[] = [];
   private readonly sockets = new Set<Socket>();
   private counter = 0;
 
@@ -31,9 +34,8 @@ export class FakeTunnelNode {
   /** Starts on 127.0.0.1:0; with `tls` (PEM certificate and key) it serves HTTPS. */
   static async start(options: { tls?: { cert: string; key: string } } = {}): Promise<FakeTunnelNode> {
     let node: FakeTunnelNode | null = null;
-    const server: Server = options.tls
-      ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, (_req, res) => res.writeHead(426).end())
-      : createServer((_req, res) => res.writeHead(426).end());
+    const plain = (req: IncomingMessage, res: ServerResponse): void => node?.plain(req, res);
+    const server: Server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, plain) : createServer(plain);
     server.on('upgrade', (req, socket: Socket) => node?.upgrade(req, socket));
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
@@ -47,6 +49,30 @@ export class FakeTunnelNode {
     return this.sockets.size;
   }
 
+  /** Why a grant would be refused now, or null. */
+  private refusal(grant: string): AppError | null {
+    if (this.refuse) return new AppError(this.refuse.code, { message: this.refuse.message });
+    if (this.acceptOnly && !this.acceptOnly.has(grant)) return new AppError('GRANT_REVOKED');
+    return null;
+  }
+
+  private plain(req: IncomingMessage, res: ServerResponse): void {
+    if (req.url !== GRANT_STATUS_PATH) {
+      res.writeHead(426).end();
+      return;
+    }
+    try {
+      const grant = bearerGrant(req);
+      this.statusChecks.push(grant);
+      const refused = this.refusal(grant);
+      if (refused) throw refused;
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"status":"active"}');
+    } catch (err) {
+      const p = tunnelProblem(err);
+      res.writeHead(p.status, { 'Content-Type': 'application/problem+json' }).end(p.body);
+    }
+  }
+
   private upgrade(req: Parameters<typeof parseTunnelRequest>[0], socket: Socket): void {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
@@ -54,8 +80,8 @@ export class FakeTunnelNode {
     try {
       const t = parseTunnelRequest(req);
       this.grants.push(t.grant);
-      if (this.refuse) throw new AppError(this.refuse.code, { message: this.refuse.message });
-      if (this.acceptOnly && !this.acceptOnly.has(t.grant)) throw new AppError('GRANT_REVOKED');
+      const refused = this.refusal(t.grant);
+      if (refused) throw refused;
       this.counter += 1;
       acceptTunnel(socket, `tun_${this.counter}`);
       socket.pipe(socket);

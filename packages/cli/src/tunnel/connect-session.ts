@@ -1,5 +1,11 @@
+import { checkGrant as defaultCheckGrant, TunnelRefusedError, type CheckGrantOptions } from '@pa/tunnel';
 import { GrantKeeper, type GrantEnd, type KeptGrant, type Timers } from './grant-keeper';
 import { LocalListener, type ListenerEvent, type LocalListenerOptions, type TunnelGrant } from './local-listener';
+
+/** Refusals that mean the grant itself was revoked (by grant, session or user): worth asking the control plane at once. */
+const REVOCATION_CODES: ReadonlySet<string> = new Set(['GRANT_REVOKED', 'AUTH_SESSION_REVOKED']);
+
+const isRevocation = (err: unknown): boolean => err instanceof TunnelRefusedError && REVOCATION_CODES.has(err.code);
 
 /** How a connect session ended: stopped by the user (signal), or on its own. */
 export type SessionEnd<TGrant> = { kind: 'stopped' } | GrantEnd<TGrant>;
@@ -21,6 +27,10 @@ export interface ConnectSessionOptions<TGrant extends KeptGrant & TunnelGrant> {
   now?: () => number;
   timers?: Timers;
   openTunnel?: LocalListenerOptions['openTunnel'];
+  /** Replaceable for tests (the node's grant status check). */
+  checkGrant?: (options: CheckGrantOptions) => Promise<void>;
+  /** Least time between two status checks after tunnels the node closed (default 1 s). */
+  checkIntervalMs?: number;
 }
 
 /** A running `pa connect`: the listener, the grant keeper, and a promise of how it ends. */
@@ -36,6 +46,11 @@ export interface ConnectSession<TGrant> {
  * when the signal aborts, when renewal is refused, or when the grant runs out
  * (renewal kept failing, or the session reached its absolute end); in every
  * case the listener and all tunnels are closed before `ended` resolves.
+ *
+ * A revocation ends it at once, not at the next renewal: when a node refuses
+ * a tunnel as revoked, or closes one (it closes a revoked grant's tunnels
+ * within a second) and its grant status check then says revoked, the keeper
+ * renews now, and the control plane's refusal ends the session.
  */
 export const startConnectSession = async <TGrant extends KeptGrant & TunnelGrant>(
   options: ConnectSessionOptions<TGrant>,
@@ -63,12 +78,35 @@ export const startConnectSession = async <TGrant extends KeptGrant & TunnelGrant
     await listener?.close();
     finish(end);
   };
+  const check = options.checkGrant ?? defaultCheckGrant;
+  const now = options.now ?? Date.now;
+  let checking = false;
+  let lastCheck = Number.NEGATIVE_INFINITY;
+  /** A node closed a tunnel: ask it (at most one check at a time, one per interval) whether the grant still stands. */
+  const checkAfterClose = (url: string): void => {
+    if (done || checking || now() - lastCheck < (options.checkIntervalMs ?? 1000)) return;
+    checking = true;
+    lastCheck = now();
+    check({ url, grant: keeper.current.token, ...(options.ca ? { ca: options.ca } : {}), timeoutMs: 5000 }).then(
+      () => undefined,
+      (err: unknown) => {
+        if (isRevocation(err)) keeper.checkNow();
+      },
+    ).finally(() => {
+      checking = false;
+    });
+  };
+  const onEvent = (event: ListenerEvent): void => {
+    options.onListenerEvent?.(event);
+    if (event.type === 'refused' && isRevocation(event.error)) keeper.checkNow();
+    else if (event.type === 'closed' && event.endedBy === 'node') checkAfterClose(event.url);
+  };
   listener = await LocalListener.start({
     grant: () => keeper.current,
     ...(options.address !== undefined ? { address: options.address } : {}),
     ...(options.port !== undefined ? { port: options.port } : {}),
     ...(options.ca ? { ca: options.ca } : {}),
-    ...(options.onListenerEvent ? { onEvent: options.onListenerEvent } : {}),
+    onEvent,
     ...(options.openTunnel ? { openTunnel: options.openTunnel } : {}),
   });
   if (options.signal.aborted) void stop({ kind: 'stopped' });

@@ -149,4 +149,50 @@ describe('GrantKeeper', () => {
     expect(ended).toEqual([]);
     expect(keeper.current.n).toBe(1);
   });
+
+  it('checkNow renews at once: a refusal ends it as revoked, a new grant carries on', async () => {
+    let refuse = false;
+    const calls: number[] = [];
+    const { time, keeper, ended, renewed } = setup(async () => {
+      calls.push(time.now);
+      if (refuse) throw new Error('revoked');
+      return grant(calls.length + 1, time.now);
+    });
+    await time.advance(5_000);
+    keeper.checkNow();
+    await time.advance(0);
+    expect(calls).toEqual([5_000]);
+    expect(renewed).toEqual([2]);
+    // The new grant is renewed at its own renew_at, not the old one's.
+    expect(time.pending).toEqual([45_000]);
+    refuse = true;
+    keeper.checkNow();
+    await time.advance(0);
+    expect(ended).toEqual([expect.objectContaining({ kind: 'revoked', error: new Error('revoked') })]);
+    expect(time.pending).toEqual([]);
+  });
+
+  it('checkNow does nothing while a renewal is under way, for a grant reaching the session end, or after stop', async () => {
+    let release: (g: G) => void = () => {};
+    const renew = jest.fn(() => new Promise<G>((r) => (release = r)));
+    const { time, keeper } = setup(renew);
+    await time.advance(40_000);
+    expect(renew).toHaveBeenCalledTimes(1);
+    keeper.checkNow();
+    await time.advance(0);
+    expect(renew).toHaveBeenCalledTimes(1);
+    release(grant(2, time.now));
+    await time.advance(0);
+    keeper.stop();
+    keeper.checkNow();
+    await time.advance(100_000);
+    expect(renew).toHaveBeenCalledTimes(1);
+
+    const last = jest.fn(async () => grant(3, 0));
+    const atEnd = setup(last, undefined, grant(1, 0, { ttl: 30_000, renewAfter: 20_000, sessionEndsAt: 30_000 }));
+    atEnd.keeper.checkNow();
+    await atEnd.time.advance(1_000);
+    expect(last).not.toHaveBeenCalled();
+    expect(atEnd.time.pending).toEqual([30_000]);
+  });
 });

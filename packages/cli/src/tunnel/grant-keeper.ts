@@ -7,6 +7,9 @@
  *                         refused   ─────┘ (revoked, disabled, lost access)                  → ended: revoked
  *   a grant that already reaches the session's absolute end is not renewed   → ended: session-ended at expiry
  *
+ * `checkNow()` renews at once (a node said the grant is revoked): the control
+ * plane either renews it (work goes on with the new grant) or refuses (ended).
+ *
  * Time and timers are injected so the schedule is tested without sleeping.
  */
 
@@ -55,6 +58,7 @@ export class GrantKeeper<TGrant extends KeptGrant> {
   private grant: TGrant;
   private timer: unknown = null;
   private stopped = false;
+  private renewing = false;
   private backoffMs: number;
   private readonly now: () => number;
   private readonly timers: Timers;
@@ -74,6 +78,17 @@ export class GrantKeeper<TGrant extends KeptGrant> {
   /** Starts the schedule for the current grant. */
   start(): void {
     this.scheduleFor(this.grant);
+  }
+
+  /**
+   * Renews now instead of at `renewAt` — when a node reports the grant
+   * revoked, the control plane decides: a refusal ends the keeper ('revoked'),
+   * a new grant replaces the current one. Nothing happens while a renewal is
+   * already under way, or for a grant that is not renewed (session end).
+   */
+  checkNow(): void {
+    if (this.stopped || this.renewing || this.reachesSessionEnd(this.grant)) return;
+    this.at(this.now(), () => void this.attempt());
   }
 
   /** Stops renewing (no callback is called after this). */
@@ -115,9 +130,11 @@ export class GrantKeeper<TGrant extends KeptGrant> {
   private async attempt(): Promise<void> {
     const current = this.grant;
     let next: TGrant;
+    this.renewing = true;
     try {
       next = await this.options.renew(current);
     } catch (err) {
+      this.renewing = false;
       if (this.stopped) return;
       if (!this.options.isRetryable(err)) {
         this.end({ kind: 'revoked', error: err, grant: current });
@@ -134,6 +151,7 @@ export class GrantKeeper<TGrant extends KeptGrant> {
       this.at(this.now() + delay, () => void this.attempt());
       return;
     }
+    this.renewing = false;
     if (this.stopped) return;
     this.grant = next;
     this.backoffMs = this.options.initialBackoffMs ?? 1000;

@@ -19,6 +19,15 @@ const roundTrip = async (port: number, text: string): Promise<{ socket: Socket; 
   return { socket, echoed };
 };
 
+/** Waits (turn by turn, bounded) until `cond` holds. */
+const waitForEvents = async (cond: () => boolean): Promise<void> => {
+  const end = Date.now() + 5_000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting for listener events');
+    await new Promise((r) => setImmediate(r));
+  }
+};
+
 const closedOf = (socket: Socket): Promise<unknown> => (socket.closed ? Promise.resolve() : once(socket, 'close'));
 
 /** A port on which nothing listens. */
@@ -77,7 +86,23 @@ describe('LocalListener', () => {
     b.socket.destroy();
     await new Promise((r) => setTimeout(r, 50));
     expect(events.filter((e) => e.type === 'opened')).toHaveLength(2);
-    expect(events).toContainEqual({ type: 'closed', id: 1, bytesSent: 24, bytesReceived: 24 });
+    expect(events).toContainEqual({ type: 'closed', id: 1, bytesSent: 24, bytesReceived: 24, url: node.url, endedBy: 'local' });
+  });
+
+  it('says which side ended a tunnel: the local client, or the node', async () => {
+    const l = await start();
+    const a = await roundTrip(l.port, 'one');
+    a.socket.end();
+    await closedOf(a.socket);
+    const b = await roundTrip(l.port, 'two');
+    node.dropTunnels();
+    await closedOf(b.socket);
+    await waitForEvents(() => events.filter((e) => e.type === 'closed').length === 2);
+    const closed = events.filter((e) => e.type === 'closed').map((e) => (e.type === 'closed' ? [e.id, e.endedBy, e.url] : null));
+    expect(closed).toEqual([
+      [1, 'local', node.url],
+      [2, 'node', node.url],
+    ]);
   });
 
   it('does not lose bytes the client sends before the tunnel is up', async () => {

@@ -47,7 +47,8 @@ export interface TunnelGrant {
 /** Something that happened to one local connection (for the user's terminal). */
 export type ListenerEvent =
   | { type: 'opened'; id: number; peer: string; url: string }
-  | { type: 'closed'; id: number; bytesSent: number; bytesReceived: number }
+  /** `endedBy`: which side closed first — the local client, or the node (the backend ended it, or the node closed the tunnel: revoked, expired, draining). */
+  | { type: 'closed'; id: number; bytesSent: number; bytesReceived: number; url: string; endedBy: 'local' | 'node' }
   | { type: 'refused'; id: number; error: TunnelRefusedError }
   | { type: 'failed'; id: number; errors: readonly { url: string; message: string }[] };
 
@@ -148,7 +149,7 @@ export class LocalListener {
         }
         this.sockets.add(remote);
         this.emit({ type: 'opened', id, peer, url });
-        this.relay(id, local, remote);
+        this.relay(id, url, local, remote);
       },
       (err: unknown) => {
         if (err instanceof TunnelRefusedError) this.emit({ type: 'refused', id, error: err });
@@ -159,22 +160,27 @@ export class LocalListener {
     );
   }
 
-  private relay(id: number, local: Socket, remote: Socket): void {
+  private relay(id: number, url: string, local: Socket, remote: Socket): void {
     let open = 2;
+    let endedBy: 'local' | 'node' | null = null;
     const closedOne = (): void => {
       open -= 1;
-      if (open === 0) this.emit({ type: 'closed', id, bytesSent: local.bytesRead, bytesReceived: local.bytesWritten });
+      if (open === 0) this.emit({ type: 'closed', id, bytesSent: local.bytesRead, bytesReceived: local.bytesWritten, url, endedBy: endedBy ?? 'local' });
     };
+    local.once('end', () => (endedBy ??= 'local'));
+    remote.once('end', () => (endedBy ??= 'node'));
     remote.on('error', () => remote.destroy());
     // A clean end is passed on by pipe() (half-close works both ways); when the
     // tunnel goes away, the local connection is closed too, and vice versa.
     remote.once('close', (hadError) => {
+      endedBy ??= 'node';
       this.sockets.delete(remote);
       if (hadError || !remote.readableEnded) local.destroy();
       else local.end(() => local.destroy());
       closedOne();
     });
     local.once('close', (hadError) => {
+      endedBy ??= 'local';
       if (hadError) remote.destroy();
       else remote.end();
       closedOne();

@@ -35,6 +35,15 @@ export interface Admission {
    * `preError` (the listener could not even read the request) is refused so.
    */
   admit(t: AdmissionRequest, preError?: unknown): Promise<void>;
+  /**
+   * Whether this node would still take a grant, opening nothing: its
+   * signature and claims against the cached key set, and revocation from the
+   * local mirror. Resolves with the claims; rejects with the AppError a
+   * tunnel would be refused with (GRANT_REVOKED, AUTH_SESSION_REVOKED,
+   * GRANT_EXPIRED…). Neither audited nor counted against any limit: it grants
+   * nothing.
+   */
+  status(grant: string): Promise<GrantClaims>;
 }
 
 /** The admission shared by the node's listeners (the tunnel listener and the direct PostgreSQL listener). */
@@ -42,6 +51,15 @@ export const createAdmission = (d: TunnelListenerDeps): Admission => {
   const clock = d.clock ?? (() => new Date());
   // `pa connect` presents one grant for all its tunnels: verified once, then answered from memory.
   const verifier = new GrantVerifier();
+
+  const status = async (token: string): Promise<GrantClaims> => {
+    const keys = d.keys();
+    if (!keys) throw new AppError('NOT_READY', { message: 'This node has no grant keys yet; try again shortly.' });
+    const g = await verifier.verify(token, { keyStore: keys, issuer: d.config.controlPlane.issuer, clock });
+    const revoked = revocationError(d.state.revocations.check({ grantId: g.jti, userId: g.user.id, sessionId: g.sessionId }));
+    if (revoked) throw revoked;
+    return g;
+  };
 
   const admit = async (t: AdmissionRequest, preError: unknown = null): Promise<void> => {
     const started = process.hrtime.bigint();
@@ -165,5 +183,5 @@ export const createAdmission = (d: TunnelListenerDeps): Admission => {
       cleanup();
     }
   };
-  return { admit };
+  return { admit, status };
 };

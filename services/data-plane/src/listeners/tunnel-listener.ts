@@ -6,7 +6,7 @@ import type { KeyPair, Logger } from '@pa/kit';
 import type { KeyStore } from '@pa/grants';
 import type { PolicyEngine } from '@pa/policy';
 import type { State } from '@pa/state';
-import { acceptTunnel, parseTunnelRequest, rejectTunnel } from '@pa/tunnel';
+import { acceptTunnel, bearerGrant, GRANT_STATUS_PATH, parseTunnelRequest, rejectTunnel, tunnelProblem } from '@pa/tunnel';
 import type { AuditSink } from '../audit';
 import type { Config } from '../config';
 import type { Metrics } from '../metrics';
@@ -43,7 +43,31 @@ export interface TunnelListenerDeps {
  */
 export const createTunnelListener = (d: TunnelListenerDeps): Server => {
   const httpOptions: ServerOptions = { requestTimeout: d.config.tunnel.handshakeTimeoutMs, headersTimeout: d.config.tunnel.handshakeTimeoutMs, maxHeaderSize: 64 * 1024 };
-  const upgradeRequired: RequestListener = (_req, res) => {
+  const admission = createAdmission(d);
+  /** Plain requests: the grant status check (see @pa/tunnel's protocol), else 426. */
+  const upgradeRequired: RequestListener = (req, res) => {
+    if ((req.url ?? '').split('?')[0] === GRANT_STATUS_PATH && (req.method === 'GET' || req.method === 'HEAD')) {
+      const answer = (status: number, body: string): void => {
+        res.writeHead(status, { 'Content-Type': status === 200 ? 'application/json' : 'application/problem+json', 'Cache-Control': 'no-store', Connection: 'close' });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      };
+      let token: string;
+      try {
+        token = bearerGrant(req);
+      } catch (err) {
+        const p = tunnelProblem(err);
+        answer(p.status, p.body);
+        return;
+      }
+      admission.status(token).then(
+        (g) => answer(200, JSON.stringify({ status: 'active', grantId: g.jti, sessionId: g.sessionId, connection: g.connection.name, expiresAt: new Date(g.exp * 1000).toISOString() })),
+        (err: unknown) => {
+          const p = tunnelProblem(err);
+          answer(p.status, p.body);
+        },
+      );
+      return;
+    }
     res.writeHead(426, { 'Content-Type': 'application/problem+json', Upgrade: 'pa-tunnel/1', Connection: 'close' });
     res.end(JSON.stringify({ title: 'Upgrade Required', status: 426, code: 'VALIDATION_FAILED', detail: 'Open a tunnel with an HTTP Upgrade to pa-tunnel/1 at /v1/tunnel.' }));
   };
@@ -63,7 +87,6 @@ export const createTunnelListener = (d: TunnelListenerDeps): Server => {
     else socket.destroy();
   });
 
-  const admission = createAdmission(d);
   const admit = async (req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> => {
     let tunnelReq;
     let parseError: unknown = null;
