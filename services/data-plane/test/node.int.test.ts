@@ -153,12 +153,15 @@ describe('data-plane node: tunnel admission', () => {
     expect(metrics).toContain('pa_tunnel_handshake_seconds');
   });
 
-  it('answers the grant status check: active, revoked, expired, malformed; nothing opened or audited', async () => {
+  it('answers the grant status check: active, revoked, expired, malformed; nothing opened, audited or counted', async () => {
     const g = await factory.sign({ protocol: 'tcp', host: '127.0.0.1', port: echo.port });
     const res = await fetch(`${node.tunnelUrl}/v1/grant-status`, { headers: { Authorization: `Bearer ${g.token}` } });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: 'active', grantId: g.grantId, sessionId: g.claims.sessionId, connection: g.claims.connection.name, expiresAt: new Date(g.claims.exp * 1000).toISOString() });
-    await checkGrant({ url: node.tunnelUrl, grant: g.token });
+    // Not counted against the tunnel rate limit (5 a minute per user here): a tunnel still opens after 6 checks.
+    for (let i = 0; i < 6; i += 1) await checkGrant({ url: node.tunnelUrl, grant: g.token });
+    const t = await openTunnel({ url: node.tunnelUrl, grant: g.token });
+    t.socket.destroy();
     await state.revocations.revoke({ kind: 'grant', id: g.grantId, reason: 'status test', ttlSeconds: 600 });
     const revoked = await checkGrant({ url: node.tunnelUrl, grant: g.token }).then(() => null, (e: unknown) => e);
     expect(revoked).toBeInstanceOf(TunnelRefusedError);
@@ -171,10 +174,11 @@ describe('data-plane node: tunnel admission', () => {
     expect(((await none.json()) as { code: string }).code).toBe('AUTH_REQUIRED');
     const garbage = await fetch(`${node.tunnelUrl}/v1/grant-status`, { headers: { Authorization: 'Bearer a.b.c' } });
     expect(garbage.status).toBe(401);
-    // A status check is not a tunnel: the one tunnel attempt below is the only thing recorded for this grant.
+    // A status check is not a tunnel: the tunnels opened and refused are the only things recorded for this grant.
     expect((await refused(g.token)).code).toBe('GRANT_REVOKED');
     await waitFor(() => shipped.some((e) => e.action === 'tunnel.denied' && e.grantId === g.grantId), 'the refused tunnel audited');
-    expect(shipped.filter((e) => e.grantId === g.grantId).map((e) => e.action)).toEqual(['tunnel.denied']);
+    await waitFor(() => shipped.some((e) => e.action === 'session.end' && e.grantId === g.grantId), 'the tunnel audited');
+    expect(shipped.filter((e) => e.grantId === g.grantId).map((e) => e.action).sort()).toEqual(['session.end', 'session.start', 'tunnel.denied', 'tunnel.open']);
   });
 
   it('answers plain HTTP on the tunnel port with 426 and a problem document', async () => {
