@@ -1,7 +1,8 @@
 /**
  * A data-plane node on real sockets in its own process (bench/child.ts node),
  * as node.int.test.ts starts one: keys from createGrantFactory (no control
- * plane), an audit transport that acknowledges every batch, the audit spool
+ * plane), an audit transport that acknowledges every batch (spooled, as the
+ * node's gRPC transport ships), the audit spool
  * on disk (so each tunnel.open decision is fsync'd as in production), and
  * shared state in Redis (own key prefix) or in process.
  *
@@ -107,7 +108,8 @@ export const nodeHost = (): Handler => {
       node = await startNode(config, logger, {
         state,
         keys: factory.keys,
-        transport: { send: async (events) => ({ acked: events.map((e) => e.id) }) },
+        // Acknowledges as the control plane would, taking events as spooled like the node's gRPC transport.
+        transport: { send: async (events) => ({ acked: events.map((e) => e.id) }), sendSpooled: async (events) => ({ acked: events.map((e) => e.id) }) },
       });
       await node.keysReady;
       const info: NodeInfo = { tunnelUrl: node.tunnelUrl, adminUrl: node.adminUrl, stateMode: state.mode, protocols: Object.keys(PROTOCOL_HANDLERS), pid: process.pid, postgresDirect: node.postgresDirectAddress };

@@ -303,6 +303,85 @@ describe('gRPC NodeService', () => {
       expect(clean.rows).toHaveLength(0);
     });
 
+    /** An event as a node spools it (the data plane's JSON), as IngestAuditRequest.spooled_events carries it. */
+    const spooled = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
+      id: newId('evt'),
+      time: new Date().toISOString(),
+      nodeId: 'nod_audit',
+      action: 'sql.statement',
+      outcome: 'allowed',
+      actor: { id: 'usr_00000000000000000000000001', name: 'alice' },
+      connectionId,
+      connectionName: 'orders-db',
+      grantId: 'grt_00000000000000000000000001',
+      sessionId: 'ses_00000000000000000000000001',
+      protocol: 'postgres',
+      details: { tunnelId: 'tun_1', sql: 'select 1', kinds: ['select'], rule: { ruleId: 'read' } },
+      ...over,
+    });
+    const bytes = (e: unknown): Buffer => Buffer.from(typeof e === 'string' ? e : JSON.stringify(e));
+
+    it('stores spooled events (the JSON a node stored, passed through) exactly as the same events sent structured', async () => {
+      const samples = [
+        spooled(),
+        spooled({ action: 'sql.result', outcome: 'error', details: { tunnelId: 'tun_1', errorCode: 'PG_BACKEND_CONNECTION_LOST', rows: null } }),
+        spooled({ action: 'tunnel.denied', outcome: 'failure', actor: { id: '', name: '' }, connectionId: '', grantId: '', sessionId: '', connectionName: undefined, protocol: 'tcp', details: { errorCode: 'GRANT_EXPIRED' } }),
+      ];
+      // The structured twin of each, as the node's gRPC transport builds it (toWireEvent), under another id.
+      const twins = samples.map((e) => {
+        const d = e.details as Record<string, unknown>;
+        const actor = e.actor as { id: string; name: string };
+        return event({
+          nodeId: 'nod_audit',
+          time: timestampFromDate(new Date(String(e.time))),
+          actorUserId: actor.id,
+          actorUserName: actor.name,
+          action: String(e.action),
+          connectionId: String(e.connectionId),
+          connectionName: typeof e.connectionName === 'string' ? e.connectionName : '',
+          grantId: String(e.grantId),
+          sessionId: String(e.sessionId),
+          protocol: ({ postgres: Protocol.POSTGRES, http: Protocol.HTTP, tcp: Protocol.TCP } as const)[e.protocol as 'tcp'],
+          outcome: ({ allowed: AuditOutcome.ALLOWED, denied: AuditOutcome.DENIED, success: AuditOutcome.SUCCEEDED, failure: AuditOutcome.FAILED, error: AuditOutcome.FAILED } as const)[e.outcome as 'error'],
+          decisionJson: JSON.stringify({ ...d, outcome: e.outcome }),
+          errorCode: typeof d.errorCode === 'string' ? d.errorCode : '',
+        });
+      });
+      const res = await nodeClient(g).ingest({ nodeId: 'nod_audit', events: twins, spooledEvents: samples.map(bytes) });
+      // Structured events first, then spooled ones, each acknowledged by its id.
+      expect(res.acks.map((a) => [a.eventId, a.status])).toEqual([...twins.map((e) => [e.eventId, AuditAckStatus.STORED]), ...samples.map((e) => [e.id, AuditAckStatus.STORED])]);
+      const rows = new Map((await rowsById([...samples.map((e) => String(e.id)), ...twins.map((e) => String(e.eventId))])).map((r) => [r.id, r]));
+      samples.forEach((e, i) => {
+        const { id: _a, recorded_at: _ra, ...mine } = rows.get(String(e.id)) as unknown as Record<string, unknown>;
+        const { id: _b, recorded_at: _rb, ...twin } = rows.get(String(twins[i]?.eventId)) as unknown as Record<string, unknown>;
+        expect(mine).toEqual(twin);
+      });
+      expect(rows.get(String(samples[0]?.id))).toMatchObject({ action: 'sql.statement', outcome: 'allowed', actor_name: 'alice', connection_id: connectionId, details: expect.objectContaining({ sql: 'select 1', protocol: 'postgres', connectionName: 'orders-db', outcome: 'allowed' }) });
+      const again = await nodeClient(g).ingest({ nodeId: 'nod_audit', spooledEvents: [bytes(samples[0])] });
+      expect(again.acks.map((a) => a.status)).toEqual([AuditAckStatus.DUPLICATE]);
+    });
+
+    it('rejects malformed spooled events one by one (by id where there is one), refuses other nodes', async () => {
+      const good = spooled({ action: 'tunnel.open' });
+      const badShape = spooled({ outcome: 'maybe' });
+      const badTime = spooled({ time: 'yesterday' });
+      const cut = JSON.stringify(spooled()).slice(0, 60); // no longer JSON; its id is still readable
+      const noId = '{"time":"x"';
+      const foreign = spooled({ nodeId: 'nod_victim' });
+      const res = await nodeClient(g).ingest({ nodeId: 'nod_audit', spooledEvents: [bytes(badShape), bytes(badTime), bytes(cut), bytes(noId), bytes(foreign), bytes(good)] });
+      expect(res.acks.map((a) => [a.eventId, a.status, a.errorCode])).toEqual([
+        [badShape.id, AuditAckStatus.REJECTED, 'VALIDATION_FAILED'],
+        [badTime.id, AuditAckStatus.REJECTED, 'VALIDATION_FAILED'],
+        [JSON.parse(`${cut.slice(0, cut.indexOf('","'))}"}`).id, AuditAckStatus.REJECTED, 'VALIDATION_FAILED'],
+        [foreign.id, AuditAckStatus.REJECTED, 'AUDIT_NODE_MISMATCH'],
+        [good.id, AuditAckStatus.STORED, ''],
+      ]);
+      expect(res.acks[0]?.errorMessage).toMatch(/outcome/);
+      expect(h.logs.some((l) => l.includes('without a readable id'))).toBe(true);
+      expect(await rowsById([String(badShape.id), String(badTime.id), String(foreign.id)])).toHaveLength(0);
+      expect(await rowsById([String(good.id)])).toHaveLength(1);
+    });
+
     it('refuses a batch that does not say which node sent it, and stores none of it', async () => {
       const e = event({ connectionId, nodeId: '' });
       const f = await grpcFailure(nodeClient(g).ingest({ nodeId: '', events: [e] }));

@@ -5,6 +5,7 @@ import {
   Protocol,
   timestampFromDate,
   type AuditEvent as WireAuditEvent,
+  type IngestAuditRequest,
   type KeySet,
   type NodeInfo,
   type NodeLoad,
@@ -12,7 +13,7 @@ import {
 } from '@pa/contracts';
 import { KeyStore } from '@pa/grants';
 import { probeTls, TLS_FAILURE_TEXT, type Logger, type TlsFailureKind } from '@pa/kit';
-import type { AuditEvent, AuditTransport } from './audit';
+import type { AuditEvent, AuditTransport, SpooledEvent } from './audit';
 import type { ControlPlaneTls } from './tls';
 
 const PROTOCOL_WIRE: Record<string, Protocol> = { postgres: Protocol.POSTGRES, http: Protocol.HTTP, tcp: Protocol.TCP };
@@ -207,9 +208,18 @@ export class ControlPlaneClient implements AuditTransport {
   }
 
   /** AuditTransport: ships a batch; acknowledged = stored, duplicate or rejected (rejected ones are logged). */
-  async send(events: AuditEvent[]): Promise<{ acked: string[] }> {
+  send(events: AuditEvent[]): Promise<{ acked: string[] }> {
+    return this.ingest({ nodeId: this.o.node().nodeId, events: events.map(toWireEvent), spooledEvents: [] });
+  }
+
+  /** AuditTransport: ships events as spooled, their JSON passed through untouched (the shipper's path). */
+  sendSpooled(events: SpooledEvent[]): Promise<{ acked: string[] }> {
+    return this.ingest({ nodeId: this.o.node().nodeId, events: [], spooledEvents: events.map((e) => e.json) });
+  }
+
+  private async ingest(request: IngestAuditRequest): Promise<{ acked: string[] }> {
     const res = await call<{ acks: Array<{ eventId: string; status: number; errorCode: string; errorMessage: string }> }>((cb) =>
-      this.client.ingestAudit({ nodeId: this.o.node().nodeId, events: events.map(toWireEvent) }, this.md, { deadline: Date.now() + 15_000 }, cb),
+      this.client.ingestAudit(request, this.md, { deadline: Date.now() + 15_000 }, cb),
     );
     for (const a of res.acks) {
       if (a.status === 30) this.o.logger.error('Control plane rejected an audit event.', { eventId: a.eventId, code: a.errorCode, reason: a.errorMessage });

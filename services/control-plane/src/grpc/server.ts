@@ -18,11 +18,12 @@ import {
   type WatchKeysResponse,
 } from '@pa/contracts';
 import { AppError, toAppError, type Logger } from '@pa/kit';
-import type { AuditOutcome as StoredOutcome } from '../domain/audit/audit-log';
+import type { AuditEventInput, AuditOutcome as StoredOutcome } from '../domain/audit/audit-log';
 import { foreignEventReason, isOwnEvent, reportForeignEvents, type ForeignEvent } from '../domain/audit/node-events';
 import type { IssuedGrant } from '../domain/grants/grants';
 import type { Principal, RequestMeta } from '../domain/permissions';
 import type { ControlPlane } from '../services';
+import { readSpooledEvent } from './spooled-events';
 import { requireNodeCertificate, serverCredentials, type GrpcTls, type PeerCall } from './tls';
 
 /** The one gRPC error edge: AppError → status code, safe message, and `pa-error-code` metadata. */
@@ -237,8 +238,26 @@ export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) =
       // The node this call is authenticated as: every event must be its own.
       const sender = call.request.nodeId;
       if (!sender) throw new AppError('VALIDATION_FAILED', { details: [{ path: 'node_id', message: 'the id of the sending node is required' }] });
-      const acks = [];
+      const acks: Array<{ eventId: string; status: AuditAckStatus; errorCode: string; errorMessage: string }> = [];
       const foreign: ForeignEvent[] = [];
+      /** Stores one event and acknowledges it; a value that cannot be stored is rejected, anything else fails the call. */
+      const store = async (eventId: string, input: () => AuditEventInput & { id: string }): Promise<void> => {
+        try {
+          const result = await cp.audit.ingest(input());
+          acks.push({ eventId, status: result === 'stored' ? AuditAckStatus.STORED : AuditAckStatus.DUPLICATE, errorCode: '', errorMessage: '' });
+        } catch (err) {
+          if (err instanceof SyntaxError) {
+            acks.push({ eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'decision_json is not JSON' });
+            return;
+          }
+          // Rejected, not failed: a failed call is retried by the node with the same batch, forever.
+          if (isDataException(err)) {
+            acks.push({ eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'the event has a value that cannot be stored (time out of range, NUL character…)' });
+            return;
+          }
+          throw err;
+        }
+      };
       for (const e of call.request.events) {
         if (!EVENT_ID.test(e.eventId) || !e.action) {
           acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'event_id and action are required' });
@@ -253,21 +272,22 @@ export const createGrpcServer = (cp: ControlPlane, options: GrpcServerOptions) =
           acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'time is out of range' });
           continue;
         }
-        try {
-          const result = await cp.audit.ingest(fromWireEvent(e));
-          acks.push({ eventId: e.eventId, status: result === 'stored' ? AuditAckStatus.STORED : AuditAckStatus.DUPLICATE, errorCode: '', errorMessage: '' });
-        } catch (err) {
-          if (err instanceof SyntaxError) {
-            acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'decision_json is not JSON' });
-            continue;
-          }
-          // Rejected, not failed: a failed call is retried by the node with the same batch, forever.
-          if (isDataException(err)) {
-            acks.push({ eventId: e.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: 'the event has a value that cannot be stored (time out of range, NUL character…)' });
-            continue;
-          }
-          throw err;
+        await store(e.eventId, () => fromWireEvent(e));
+      }
+      // The same events as the node spooled them (its JSON, passed through): checked and stored alike.
+      for (const json of call.request.spooledEvents) {
+        const read = readSpooledEvent(json);
+        if (!read.ok) {
+          if (read.eventId) acks.push({ eventId: read.eventId, status: AuditAckStatus.REJECTED, errorCode: 'VALIDATION_FAILED', errorMessage: read.message });
+          else logger.error('A node shipped an audit event without a readable id; it cannot be acknowledged.', { nodeId: sender, reason: read.message });
+          continue;
         }
+        if (!isOwnEvent(sender, read.nodeId)) {
+          foreign.push({ eventId: read.event.id, nodeId: read.nodeId });
+          acks.push({ eventId: read.event.id, status: AuditAckStatus.REJECTED, errorCode: 'AUDIT_NODE_MISMATCH', errorMessage: foreignEventReason(sender, read.nodeId) });
+          continue;
+        }
+        await store(read.event.id, () => read.event);
       }
       await reportForeignEvents(cp.audit, logger, sender, foreign, metaOf(call));
       return { acks };

@@ -3,7 +3,7 @@ import { createCaptureLogger } from '@pa/kit';
 import type { AuditEvent } from './audit-event';
 import { AuditShipper, type AuditShipperOptions } from './audit-shipper';
 import { AuditSpool } from './audit-spool';
-import { FakeControlPlane, makeEvent, makeTempDir, ManualTimers, TestFs } from './audit-test-support';
+import { FakeControlPlane, FakeSpooledControlPlane, makeEvent, makeTempDir, ManualTimers, TestFs } from './audit-test-support';
 
 const ids = (events: readonly AuditEvent[]): string[] => events.map((e) => e.id);
 const NEVER = 1e12;
@@ -57,6 +57,24 @@ describe('AuditShipper', () => {
     expect(timers.requested.filter((ms) => ms < NEVER)).toEqual([75, 150, 300, 600, 750]);
     expect(shipper.stats()).toMatchObject({ shippedEvents: 30, failures: 5, consecutiveFailures: 0, pendingEvents: 0, batches: 5 });
     expect(spool.stats().pendingEvents).toBe(0);
+  });
+
+  it('sends events as spooled when the transport takes them so: their stored JSON, undecoded, in order, each once', async () => {
+    const spool = await openSpool();
+    const cp = new FakeSpooledControlPlane();
+    cp.failuresLeft = 2;
+    const shipper = makeShipper({ spool, transport: cp, timers: new ManualTimers(1e9), batchSize: 4 });
+    const events = Array.from({ length: 10 }, () => makeEvent());
+    await spool.append(events);
+    const raw = await spool.readUnackedSpooled(100);
+    shipper.start();
+    expect(await shipper.flush(NEVER)).toEqual({ drained: true, pendingEvents: 0 });
+    expect(cp.storedIds()).toEqual(ids(events));
+    expect(cp.received).toEqual(events);
+    // Exactly the bytes the spool holds, each id first.
+    expect(cp.raw.map((b) => b.toString('utf8'))).toEqual(raw.map((e) => e.json.toString('utf8')));
+    for (const [i, b] of cp.raw.entries()) expect(b.toString('utf8').startsWith(`{"id":"${events[i]?.id}"`)).toBe(true);
+    expect(cp.calls.map((c) => c.length)).toEqual([4, 4, 4, 4, 2]);
   });
 
   it('re-sends a batch whose answer was lost; deduplicated by id, each event is stored once', async () => {
@@ -255,7 +273,7 @@ describe('AuditShipper', () => {
   });
 
   it('bounds the backoff: half fixed, half jittered, capped', () => {
-    const spool = { readUnacked: jest.fn(), ack: jest.fn(), onDurable: jest.fn(), settle: jest.fn(), stats: jest.fn() };
+    const spool = { readUnacked: jest.fn(), readUnackedSpooled: jest.fn(), ack: jest.fn(), onDurable: jest.fn(), settle: jest.fn(), stats: jest.fn() };
     const low = new AuditShipper({ spool, transport: new FakeControlPlane(), random: () => 0, initialBackoffMs: 200, maxBackoffMs: 5000 });
     const high = new AuditShipper({ spool, transport: new FakeControlPlane(), random: () => 0.999999, initialBackoffMs: 200, maxBackoffMs: 5000 });
     expect([1, 2, 3, 4, 5, 6, 20].map((n) => low.backoffDelay(n))).toEqual([100, 200, 400, 800, 1600, 2500, 2500]);

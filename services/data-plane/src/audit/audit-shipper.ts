@@ -1,6 +1,6 @@
 import { createNullLogger, type Logger } from '@pa/kit';
 import type { AuditEvent } from './audit-event';
-import type { AuditSpoolReader } from './audit-spool';
+import type { AuditSpoolReader, SpooledEvent } from './audit-spool';
 import { systemTimers, type AuditTimers } from './timers';
 
 /**
@@ -13,6 +13,12 @@ import { systemTimers, type AuditTimers } from './timers';
  */
 export interface AuditTransport {
   send(events: AuditEvent[]): Promise<{ acked: string[] }>;
+  /**
+   * The same, with events as spooled (their stored JSON, not decoded). When a
+   * transport has it the shipper uses it instead of `send`: the node's gRPC
+   * transport, which passes the JSON through (IngestAuditRequest.spooled_events).
+   */
+  sendSpooled?(events: SpooledEvent[]): Promise<{ acked: string[] }>;
 }
 
 /** Defaults of {@link AuditShipperOptions}. */
@@ -208,9 +214,9 @@ export class AuditShipper {
   private async run(): Promise<void> {
     while (!this.isStopping) {
       this.hasWork = false;
-      let batch: AuditEvent[];
+      let batch: AuditEvent[] | SpooledEvent[];
       try {
-        batch = await this.spool.readUnacked(this.batchSize);
+        batch = this.transport.sendSpooled !== undefined ? await this.spool.readUnackedSpooled(this.batchSize) : await this.spool.readUnacked(this.batchSize);
       } catch (err) {
         await this.recordFailure(err, 'Audit spool could not be read; retrying.');
         continue;
@@ -246,7 +252,7 @@ export class AuditShipper {
     }
   }
 
-  private send(batch: AuditEvent[]): Promise<string[]> {
+  private send(batch: AuditEvent[] | SpooledEvent[]): Promise<string[]> {
     return new Promise<string[]>((resolve, reject) => {
       let isSettled = false;
       const finish = (settle: () => void): void => {
@@ -263,7 +269,8 @@ export class AuditShipper {
       this.abortSend = () => finish(() => reject(new StoppedError()));
       let sending: Promise<{ acked: string[] }>;
       try {
-        sending = this.transport.send(batch);
+        const { transport } = this;
+        sending = transport.sendSpooled !== undefined ? transport.sendSpooled(batch as SpooledEvent[]) : transport.send(batch as AuditEvent[]);
       } catch (err) {
         sending = Promise.reject(err);
       }

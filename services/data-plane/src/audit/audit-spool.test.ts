@@ -228,6 +228,41 @@ describe('AuditSpool', () => {
     });
   });
 
+  describe('spooled reads', () => {
+    it('reads each event as stored: its JSON, id first, the same event readUnacked decodes', async () => {
+      const spool = await open();
+      const events = [makeEvent(), makeEvent({ details: { sql: 'select "quoted" é' } }), makeEvent()];
+      await spool.append(events);
+      const late = makeEvent();
+      const { id, ...rest } = late;
+      await spool.appendJson(id, JSON.stringify({ id, ...rest }));
+      const spooled = await spool.readUnackedSpooled(10);
+      expect(spooled.map((e) => e.id)).toEqual(ids([...events, late]));
+      for (const e of spooled) expect(e.json.toString('utf8').startsWith(`{"id":"${e.id}",`)).toBe(true);
+      expect(spooled.map((e) => JSON.parse(e.json.toString('utf8')) as unknown)).toEqual(await spool.readUnacked(10));
+      // Reading does not consume: until acked, the same events come back.
+      await spool.ack([events[0]!.id]);
+      expect((await spool.readUnackedSpooled(2)).map((e) => e.id)).toEqual(ids(events.slice(1)));
+    });
+
+    it('checks a record that is not id first by decoding it, and drops one whose id is not the one indexed', async () => {
+      const { logger, lines } = createCaptureLogger('test');
+      const spool = await open({ logger });
+      const older = makeEvent();
+      // Written id last, as an older writer might have.
+      const { id: olderId, ...olderRest } = older;
+      await spool.appendJson(olderId, JSON.stringify({ ...olderRest, id: olderId }));
+      const lying = makeEvent();
+      await spool.appendJson(makeEvent().id, JSON.stringify(lying));
+      const good = makeEvent();
+      await spool.append(good);
+      const spooled = await spool.readUnackedSpooled(10);
+      expect(spooled.map((e) => e.id)).toEqual([olderId, good.id]);
+      expect(JSON.parse(spooled[0]!.json.toString('utf8'))).toEqual(older);
+      expect(lines.some((l) => l.includes('Audit record is unreadable; dropped.'))).toBe(true);
+    });
+  });
+
   describe('restart', () => {
     it('a new spool on the same directory sees the unacked events and not the acked ones', async () => {
       const first = await open();

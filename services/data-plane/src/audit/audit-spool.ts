@@ -89,8 +89,16 @@ export interface AuditSpoolStats {
 export type AuditAdmission = 'ok' | 'full' | 'unavailable';
 
 /** What the shipper needs from a spool. */
+/** An event as spooled: its id and the record's payload, the UTF-8 JSON of the whole event. */
+export interface SpooledEvent {
+  readonly id: string;
+  readonly json: Buffer;
+}
+
 export interface AuditSpoolReader {
   readUnacked(maxEvents: number): Promise<AuditEvent[]>;
+  /** As {@link readUnacked}, without decoding: each record's JSON as stored (its CRC and id checked). */
+  readUnackedSpooled(maxEvents: number): Promise<SpooledEvent[]>;
   ack(eventIds: Iterable<string>): Promise<void>;
   /** Calls `listener` whenever new events become durable; returns the unsubscribe function. */
   onDurable(listener: () => void): () => void;
@@ -334,7 +342,9 @@ export class AuditSpool implements AuditSpoolReader {
         const details = result.success ? [{ path: '', message: problem }] : zodProblems(result.error);
         return Promise.reject(new AppError('VALIDATION_FAILED', { message: 'The audit event is not valid.', details }));
       }
-      const payload = Buffer.from(JSON.stringify(event), 'utf8');
+      // Id first, as every record is written: a reader checks a record's id without parsing it.
+      const { id, ...rest } = event;
+      const payload = Buffer.from(JSON.stringify({ id, ...rest }), 'utf8');
       if (payload.length > this.maxRecordBytes) return Promise.reject(this.tooLarge());
       const record = encodeRecord(payload);
       ids.push(event.id);
@@ -481,6 +491,21 @@ export class AuditSpool implements AuditSpoolReader {
    * correctly is logged, dropped and skipped; never shipped.
    */
   async readUnacked(maxEvents: number): Promise<AuditEvent[]> {
+    return this.readPicked(maxEvents, (buf, at, ref) => this.decodeAt(buf, at, ref));
+  }
+
+  /**
+   * As {@link readUnacked}, but each event as stored — the JSON payload of its
+   * record, CRC-checked, with its id checked against the index — without
+   * decoding it: what the shipper sends (IngestAuditRequest.spooled_events),
+   * so shipping costs neither a parse nor a re-encoding per event.
+   */
+  async readUnackedSpooled(maxEvents: number): Promise<SpooledEvent[]> {
+    return this.readPicked(maxEvents, (buf, at, ref) => this.spooledAt(buf, at, ref));
+  }
+
+  /** The oldest unacknowledged records, at most `maxEvents`, each read back by `decode`. */
+  private async readPicked<T>(maxEvents: number, decode: (buf: Buffer, at: number, ref: RecordRef) => T | undefined): Promise<T[]> {
     const picked: RecordRef[] = [];
     for (const seg of this.segments) {
       if (picked.length >= maxEvents) break;
@@ -491,13 +516,13 @@ export class AuditSpool implements AuditSpoolReader {
         if (!ref.acked) picked.push(ref);
       }
     }
-    const out: AuditEvent[] = [];
+    const out: T[] = [];
     let start = 0;
     while (start < picked.length) {
       const seg = (picked[start] as RecordRef).seg;
       let end = start;
       while (end < picked.length && (picked[end] as RecordRef).seg === seg) end += 1;
-      out.push(...(await this.readRecords(seg, picked.slice(start, end))));
+      out.push(...(await this.readRecords(seg, picked.slice(start, end), decode)));
       start = end;
     }
     return out;
@@ -953,7 +978,7 @@ export class AuditSpool implements AuditSpoolReader {
 
   // ---- reading back ---------------------------------------------------------
 
-  private async readRecords(seg: Segment, refs: RecordRef[]): Promise<AuditEvent[]> {
+  private async readRecords<T>(seg: Segment, refs: RecordRef[], decode: (buf: Buffer, at: number, ref: RecordRef) => T | undefined): Promise<T[]> {
     const first = refs[0] as RecordRef;
     const last = refs[refs.length - 1] as RecordRef;
     const start = first.offset;
@@ -978,10 +1003,10 @@ export class AuditSpool implements AuditSpoolReader {
       for (const ref of refs) this.dropRecord(ref);
       return [];
     }
-    const out: AuditEvent[] = [];
+    const out: T[] = [];
     for (const ref of refs) {
       if (ref.acked) continue;
-      const event = this.decodeAt(buf.subarray(0, got), ref.offset - start, ref);
+      const event = decode(buf.subarray(0, got), ref.offset - start, ref);
       if (event === undefined) {
         this.logger.error('Audit record is unreadable; dropped.', { segment: seg.path, offset: ref.offset, eventId: ref.id });
         this.dropRecord(ref);
@@ -990,6 +1015,16 @@ export class AuditSpool implements AuditSpoolReader {
       }
     }
     return out;
+  }
+
+  /** The record at `at` as spooled, when it is whole and holds event `ref.id`. */
+  private spooledAt(buf: Buffer, at: number, ref: RecordRef): SpooledEvent | undefined {
+    const probe = probeRecord(buf, at, this.maxRecordBytes);
+    if (probe.kind !== 'record' || probe.size !== ref.size) return undefined;
+    // Events are serialised id first; anything else (records of an older writer) is decoded to check it.
+    const head = `{"id":"${ref.id}"`;
+    if (probe.payload.length > head.length && probe.payload.toString('latin1', 0, head.length) === head) return { id: ref.id, json: probe.payload };
+    return this.decodeAt(buf, at, ref) === undefined ? undefined : { id: ref.id, json: probe.payload };
   }
 
   private decodeAt(buf: Buffer, at: number, ref: RecordRef): AuditEvent | undefined {

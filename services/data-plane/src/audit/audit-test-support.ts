@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { newId } from '@pa/kit';
 import type { AuditEvent } from './audit-event';
 import type { AuditTransport } from './audit-shipper';
+import type { SpooledEvent } from './audit-spool';
 import { nodeSpoolFs, type SpoolFileHandle, type SpoolFs } from './spool-fs';
 import type { AuditTimers } from './timers';
 
@@ -329,5 +330,21 @@ export class FakeControlPlane implements AuditTransport {
       w.resolve();
       return false;
     });
+  }
+}
+
+/**
+ * The fake control plane taking events as spooled, as the node's gRPC
+ * transport sends them: it keeps the raw JSON it was given and stores the
+ * events it decodes from it (so every assertion on the plain fake holds).
+ */
+export class FakeSpooledControlPlane extends FakeControlPlane {
+  /** Every payload of a send that succeeded, in arrival order. */
+  readonly raw: Buffer[] = [];
+
+  async sendSpooled(events: SpooledEvent[]): Promise<{ acked: string[] }> {
+    const res = await this.send(events.map((e) => JSON.parse(e.json.toString('utf8')) as AuditEvent));
+    this.raw.push(...events.map((e) => e.json));
+    return res;
   }
 }

@@ -24,6 +24,7 @@ export {
   type AuditSpoolOptions,
   type AuditSpoolReader,
   type AuditSpoolStats,
+  type SpooledEvent,
 } from './audit-spool';
 export {
   AuditShipper,

@@ -117,7 +117,8 @@ export const createSessionFixture = async (o: SessionFixtureOptions): Promise<Se
         if (shipping) return;
         shipping = true;
         try {
-          for (let batch = await spool.readUnacked(1000); batch.length > 0; batch = await spool.readUnacked(1000)) {
+          // As spooled, the node's shipper reads them (no decoding).
+          for (let batch = await spool.readUnackedSpooled(1000); batch.length > 0; batch = await spool.readUnackedSpooled(1000)) {
             await spool.ack(batch.map((e) => e.id));
             shipped += batch.length;
           }

@@ -219,7 +219,7 @@ const main = async (): Promise<void> => {
       if (draining) return;
       draining = true;
       try {
-        for (let batch = await spool.readUnacked(1000); batch.length > 0; batch = await spool.readUnacked(1000)) await spool.ack(batch.map((e) => e.id));
+        for (let batch = await spool.readUnackedSpooled(1000); batch.length > 0; batch = await spool.readUnackedSpooled(1000)) await spool.ack(batch.map((e) => e.id));
       } finally {
         draining = false;
       }

@@ -200,11 +200,21 @@ export interface Jwk {
   d: string;
 }
 
-/** IngestAuditRequest carries a batch of audit events (at most 500). */
+/** IngestAuditRequest carries a batch of audit events (at most 500 in all). */
 export interface IngestAuditRequest {
   /** Id of the sending node; every event's `node_id` must match it. */
   nodeId: string;
   events: AuditEvent[];
+  /**
+   * Events exactly as the node spooled them: each the UTF-8 JSON of one event
+   * in the data plane's spool schema (`id`, `time`, `nodeId`, `action`,
+   * `outcome`, `actor` {`id`, `name`}, `connectionId`, `connectionName`,
+   * `grantId`, `sessionId`, `protocol`, `details`). A node sends these instead
+   * of `events` so it need not decode and re-encode what it stored; the control
+   * plane checks and stores them as it does `events`. Acknowledged after
+   * `events`, in order, by `id`. Details may hold SQL text.
+   */
+  spooledEvents: Buffer[];
 }
 
 /** AuditAck acknowledges one event. */
@@ -1470,7 +1480,7 @@ export const Jwk: MessageFns<Jwk> = {
 };
 
 function createBaseIngestAuditRequest(): IngestAuditRequest {
-  return { nodeId: "", events: [] };
+  return { nodeId: "", events: [], spooledEvents: [] };
 }
 
 export const IngestAuditRequest: MessageFns<IngestAuditRequest> = {
@@ -1480,6 +1490,9 @@ export const IngestAuditRequest: MessageFns<IngestAuditRequest> = {
     }
     for (const v of message.events) {
       AuditEvent.encode(v!, writer.uint32(162).fork()).join();
+    }
+    for (const v of message.spooledEvents) {
+      writer.uint32(242).bytes(v!);
     }
     return writer;
   },
@@ -1513,6 +1526,14 @@ export const IngestAuditRequest: MessageFns<IngestAuditRequest> = {
             message.events.push(AuditEvent.decode(reader, reader.uint32()));
             continue;
           }
+          case 30: {
+            if (tag !== 242) {
+              break;
+            }
+
+            message.spooledEvents.push(Buffer.from(reader.bytes()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1533,6 +1554,11 @@ export const IngestAuditRequest: MessageFns<IngestAuditRequest> = {
         ? globalThis.String(object.node_id)
         : "",
       events: globalThis.Array.isArray(object?.events) ? object.events.map((e: any) => AuditEvent.fromJSON(e)) : [],
+      spooledEvents: globalThis.Array.isArray(object?.spooledEvents)
+        ? object.spooledEvents.map((e: any) => Buffer.from(bytesFromBase64(e)))
+        : globalThis.Array.isArray(object?.spooled_events)
+        ? object.spooled_events.map((e: any) => Buffer.from(bytesFromBase64(e)))
+        : [],
     };
   },
 
@@ -1544,6 +1570,9 @@ export const IngestAuditRequest: MessageFns<IngestAuditRequest> = {
     if (message.events?.length) {
       obj.events = message.events.map((e) => AuditEvent.toJSON(e));
     }
+    if (message.spooledEvents?.length) {
+      obj.spooledEvents = message.spooledEvents.map((e) => base64FromBytes(e));
+    }
     return obj;
   },
 
@@ -1554,6 +1583,7 @@ export const IngestAuditRequest: MessageFns<IngestAuditRequest> = {
     const message = createBaseIngestAuditRequest();
     message.nodeId = object.nodeId ?? "";
     message.events = object.events?.map((e) => AuditEvent.fromPartial(e)) || [];
+    message.spooledEvents = object.spooledEvents?.map((e) => e) || [];
     return message;
   },
 };
@@ -1942,6 +1972,14 @@ export const NodeServiceClient = makeGenericClientConstructor(
   service: typeof NodeServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
