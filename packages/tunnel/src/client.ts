@@ -32,6 +32,22 @@ export interface OpenTunnel {
   tunnelId: string;
 }
 
+/** A GET to a node (http or https, trusting `ca` when given), on a connection of its own. */
+const nodeRequest = (options: Pick<OpenTunnelOptions, 'url' | 'ca'>, path: string, headers: Record<string, string>): http.ClientRequest => {
+  const base = new URL(options.url);
+  const mod = base.protocol === 'https:' ? https : http;
+  return mod.request({
+    protocol: base.protocol,
+    hostname: base.hostname,
+    port: base.port || (base.protocol === 'https:' ? 443 : 80),
+    path,
+    method: 'GET',
+    headers,
+    ...(options.ca ? { ca: options.ca as string | Buffer | Array<string | Buffer> } : {}),
+    agent: false,
+  });
+};
+
 /**
  * Opens a tunnel: sends the Upgrade request with the grant and resolves with
  * the raw socket once the node answers 101. Bytes the node sent right after
@@ -39,22 +55,11 @@ export interface OpenTunnel {
  */
 export const openTunnel = (options: OpenTunnelOptions): Promise<OpenTunnel> =>
   new Promise((resolve, reject) => {
-    const base = new URL(options.url);
-    const mod = base.protocol === 'https:' ? https : http;
-    const req = mod.request({
-      protocol: base.protocol,
-      hostname: base.hostname,
-      port: base.port || (base.protocol === 'https:' ? 443 : 80),
-      path: TUNNEL_PATH,
-      method: 'GET',
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: TUNNEL_PROTOCOL,
-        Authorization: `Bearer ${options.grant}`,
-        ...(options.clientLabel ? { [CLIENT_LABEL_HEADER]: options.clientLabel } : {}),
-      },
-      ...(options.ca ? { ca: options.ca as string | Buffer | Array<string | Buffer> } : {}),
-      agent: false,
+    const req = nodeRequest(options, TUNNEL_PATH, {
+      Connection: 'Upgrade',
+      Upgrade: TUNNEL_PROTOCOL,
+      Authorization: `Bearer ${options.grant}`,
+      ...(options.clientLabel ? { [CLIENT_LABEL_HEADER]: options.clientLabel } : {}),
     });
     const timer = setTimeout(() => {
       req.destroy(new Error(`tunnel handshake timed out after ${options.timeoutMs ?? 10_000} ms`));
@@ -115,18 +120,7 @@ export type CheckGrantOptions = Omit<OpenTunnelOptions, 'clientLabel'>;
  */
 export const checkGrant = (options: CheckGrantOptions): Promise<void> =>
   new Promise((resolve, reject) => {
-    const base = new URL(options.url);
-    const mod = base.protocol === 'https:' ? https : http;
-    const req = mod.request({
-      protocol: base.protocol,
-      hostname: base.hostname,
-      port: base.port || (base.protocol === 'https:' ? 443 : 80),
-      path: GRANT_STATUS_PATH,
-      method: 'GET',
-      headers: { Authorization: `Bearer ${options.grant}`, Connection: 'close' },
-      ...(options.ca ? { ca: options.ca as string | Buffer | Array<string | Buffer> } : {}),
-      agent: false,
-    });
+    const req = nodeRequest(options, GRANT_STATUS_PATH, { Authorization: `Bearer ${options.grant}`, Connection: 'close' });
     const timer = setTimeout(() => req.destroy(new Error(`grant check timed out after ${options.timeoutMs ?? 10_000} ms`)), options.timeoutMs ?? 10_000);
     req.once('response', (res) => {
       if (res.statusCode === 200) {

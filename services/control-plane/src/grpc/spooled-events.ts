@@ -1,30 +1,14 @@
-import { z } from 'zod';
+import { spooledAuditEventSchema } from '@pa/contracts';
 import type { AuditEventInput, AuditOutcome as StoredOutcome } from '../domain/audit/audit-log';
 
 /**
  * Events a node ships as it spooled them (IngestAuditRequest.spooled_events):
- * the UTF-8 JSON of the data plane's spool event. Checked here with a schema
- * (the node checked them when it wrote them; a control plane trusts no node's
- * bytes) and mapped to the stored form exactly as the structured `events`
- * are, so the audit trail does not depend on which field a node used.
+ * the UTF-8 JSON of the data plane's spool event, checked here with the
+ * contract's schema (the node checked them when it wrote them; a control plane
+ * trusts no node's bytes) and mapped to the stored form exactly as the
+ * structured `events` are, so the audit trail does not depend on which field a
+ * node used.
  */
-
-const ID = z.string().max(128);
-
-const spooledEventSchema = z.object({
-  id: z.string().regex(/^evt_[0-9a-hjkmnp-tv-z]{26}$/),
-  time: z.iso.datetime({ offset: false }),
-  nodeId: z.string().min(1).max(128),
-  action: z.string().min(1).max(64),
-  outcome: z.enum(['allowed', 'denied', 'success', 'failure', 'error']),
-  actor: z.object({ id: ID, name: z.string().max(256) }),
-  connectionId: ID,
-  connectionName: z.string().max(256).optional(),
-  grantId: ID,
-  sessionId: ID,
-  protocol: z.enum(['postgres', 'http', 'tcp']),
-  details: z.record(z.string(), z.unknown()),
-});
 
 /** A spooled event read: the event to store (with its node), or why it is refused (with its id when it could be found). */
 export type SpooledEventRead =
@@ -43,7 +27,7 @@ export const readSpooledEvent = (json: Uint8Array): SpooledEventRead => {
   } catch {
     return { ok: false, eventId: headId(text), message: 'the spooled event is not JSON' };
   }
-  const parsed = spooledEventSchema.safeParse(value);
+  const parsed = spooledAuditEventSchema.safeParse(value);
   if (!parsed.success) {
     const id = typeof (value as { id?: unknown } | null)?.id === 'string' ? String((value as { id: string }).id).slice(0, 128) : headId(text);
     const issue = parsed.error.issues[0];

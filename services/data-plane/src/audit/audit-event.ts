@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import { spooledAuditEventSchema } from '@pa/contracts';
+import type { z } from 'zod';
 
 /** Decision outcomes: written before the action they allow (or instead of it). */
 export const DECISION_OUTCOMES = ['allowed', 'denied'] as const;
@@ -60,29 +61,14 @@ export interface AuditEvent {
   readonly details: Record<string, unknown>;
 }
 
-const ID_FIELD = z.string().max(128);
 
 /**
  * Strict schema of {@link AuditEvent}: applied when an event enters the spool, so
  * everything on disk can be read back and shipped, and again when it is read back.
+ * It is the wire contract's (`@pa/contracts`): the control plane checks spooled
+ * events it receives with the same schema.
  */
-export const auditEventSchema = z.strictObject({
-  id: z.string().regex(/^evt_[0-9a-hjkmnp-tv-z]{26}$/, 'Must be an evt_ id.'),
-  time: z.iso.datetime(),
-  nodeId: z.string().min(1).max(128),
-  action: z
-    .string()
-    .max(64)
-    .regex(/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/, 'Must be a dotted lowercase action name.'),
-  outcome: z.enum(AUDIT_OUTCOMES),
-  actor: z.strictObject({ id: ID_FIELD, name: z.string().max(256) }),
-  connectionId: ID_FIELD,
-  connectionName: z.string().max(256).optional(),
-  grantId: ID_FIELD,
-  sessionId: ID_FIELD,
-  protocol: z.enum(['postgres', 'http', 'tcp']),
-  details: z.record(z.string(), z.json()),
-});
+export const auditEventSchema = spooledAuditEventSchema;
 
 // Compile-time check that the schema's output is an AuditEvent.
 const _schemaMatchesType = (e: z.output<typeof auditEventSchema>): AuditEvent => e;

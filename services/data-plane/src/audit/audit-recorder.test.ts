@@ -36,28 +36,31 @@ const codeOf = async (p: Promise<unknown>): Promise<string> => {
   return 'resolved';
 };
 
-describe('AuditRecorder', () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
+/** A fresh directory per test, spools opened on it (closed after each test), and a recorder over each. */
+const recorderFixture = () => {
+  let path = '';
+  let cleanup: () => Promise<void> = async () => undefined;
   const spools: AuditSpool[] = [];
   const timers = new ManualTimers(5); // the spool's 1 ms group window fires by itself
-
-  const setup = async (options: Partial<AuditSpoolOptions> = {}) => {
-    const { logger, lines } = createCaptureLogger('test');
-    const spool = await AuditSpool.open({ dir, groupCommitWindowMs: 1, timers, logger, ...options });
-    spools.push(spool);
-    const recorder = new AuditRecorder({ spool, nodeId: 'node-7', timers, logger });
-    return { spool, recorder, lines };
-  };
-
   beforeEach(async () => {
-    ({ dir, cleanup } = await makeTempDir());
+    ({ dir: path, cleanup } = await makeTempDir());
   });
-
   afterEach(async () => {
     await Promise.all(spools.splice(0).map((s) => s.close()));
     await cleanup();
   });
+  const setup = async (options: Partial<AuditSpoolOptions> = {}) => {
+    const { logger, lines } = createCaptureLogger('test');
+    const spool = await AuditSpool.open({ dir: path, groupCommitWindowMs: 1, timers, logger, ...options });
+    spools.push(spool);
+    const recorder = new AuditRecorder({ spool, nodeId: 'node-7', timers, logger });
+    return { spool, recorder, lines };
+  };
+  return { setup, dir: () => path };
+};
+
+describe('AuditRecorder', () => {
+  const { setup, dir } = recorderFixture();
 
   it('stamps id, time and node id, and returns the durable event', async () => {
     const { spool, recorder } = await setup();
@@ -106,7 +109,7 @@ describe('AuditRecorder', () => {
   });
 
   it('refuses decisions with AUDIT_UNAVAILABLE and loses outcomes (logged, never thrown) when the spool is unwritable', async () => {
-    const file = join(dir, 'file');
+    const file = join(dir(), 'file');
     await writeFile(file, 'x');
     const { recorder, lines } = await setup({ dir: join(file, 'spool') });
     expect(recorder.canAccept()).toBe(false);
@@ -153,10 +156,7 @@ describe('AuditRecorder', () => {
 });
 
 describe('AuditRecorder.session (events written straight to JSON)', () => {
-  let dir: string;
-  let cleanup: () => Promise<void>;
-  const spools: AuditSpool[] = [];
-  const timers = new ManualTimers(5);
+  const { setup, dir } = recorderFixture();
   const fields: AuditSessionFields = {
     actor: { id: 'usr_01hzzzzzzzzzzzzzzzzzzzzzzz', name: 'al"ice\\ \u2028' },
     connectionId: 'con_01hzzzzzzzzzzzzzzzzzzzzzzz',
@@ -165,23 +165,6 @@ describe('AuditRecorder.session (events written straight to JSON)', () => {
     sessionId: 'ses_01hzzzzzzzzzzzzzzzzzzzzzzz',
     protocol: 'postgres',
   };
-
-  const setup = async (options: Partial<AuditSpoolOptions> = {}) => {
-    const { logger, lines } = createCaptureLogger('test');
-    const spool = await AuditSpool.open({ dir, groupCommitWindowMs: 1, timers, logger, ...options });
-    spools.push(spool);
-    const recorder = new AuditRecorder({ spool, nodeId: 'node-7', timers, logger });
-    return { spool, recorder, lines };
-  };
-
-  beforeEach(async () => {
-    ({ dir, cleanup } = await makeTempDir());
-  });
-
-  afterEach(async () => {
-    await Promise.all(spools.splice(0).map((s) => s.close()));
-    await cleanup();
-  });
 
   it('writes the same event a draft through decision() would, for any plain-JSON details', async () => {
     const { spool, recorder } = await setup();
@@ -265,7 +248,7 @@ describe('AuditRecorder.session (events written straight to JSON)', () => {
     expect(await codeOf(hooks.decision('sql.statement', 'allowed', {}))).toBe('AUDIT_SPOOL_FULL');
     expect(await hooks.outcome('sql.result', 'success', {})).toBe(true);
 
-    const file = join(dir, 'file');
+    const file = join(dir(), 'file');
     await writeFile(file, 'x');
     const broken = await setup({ dir: join(file, 'spool') });
     const brokenHooks = broken.recorder.session(fields);
