@@ -177,7 +177,8 @@ describe('AuditRecorder.session (events written straight to JSON)', () => {
         if (asDecision) await hooks.decision('sql.statement', 'denied', plain);
         else expect(await hooks.outcome('sql.result', 'failure', plain)).toBe(true);
         const [event] = await spool.readUnacked(1);
-        expect(auditEventSchema.parse(event)).toEqual(event);
+        // Valid by the contract's schema (which drops a `__proto__` key of details when it parses, so equality is checked below, on the JSON).
+        expect(auditEventSchema.safeParse(event).success).toBe(true);
         const { id, time, ...rest } = event as NonNullable<typeof event>;
         expect(id).toMatch(ID_PATTERN);
         expect(time).toBe(new Date(time).toISOString());
