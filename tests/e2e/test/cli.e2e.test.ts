@@ -1,49 +1,30 @@
 import { once } from 'node:events';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { ADMIN_PASSWORD, PaUser, System, waitFor } from '../src';
+import { connect } from 'node:net';
+import { ADMIN_PASSWORD, PaUser, roundTrip, startEchoServer, System, waitFor } from '../src';
 
 /** The real `pa` CLI against the real control plane, two nodes, PostgreSQL and Redis. */
 describe('end to end with the pa CLI', () => {
   let sys: System;
   let admin: string;
-  let echo: Server;
-  const echoSockets = new Set<Socket>();
+  let echo: Awaited<ReturnType<typeof startEchoServer>>;
   const olga = new PaUser();
 
   beforeAll(async () => {
-    echo = createServer((s) => {
-      echoSockets.add(s);
-      s.on('close', () => echoSockets.delete(s));
-      s.on('error', () => undefined);
-      s.pipe(s);
-    });
-    echo.listen(0, '127.0.0.1');
-    await once(echo, 'listening');
+    echo = await startEchoServer();
     sys = await System.start(2);
     admin = await sys.login('admin', ADMIN_PASSWORD);
     await sys.api('POST', '/roles', admin, { name: 'ops', permissions: [] });
     await sys.api('POST', '/users', admin, { username: 'olga', password: 'olga-password-123', roles: ['ops'] });
-    await sys.api('POST', '/connections', admin, { name: 'echo', protocol: 'tcp', host: '127.0.0.1', port: (echo.address() as AddressInfo).port, description: 'echo service', tags: { env: 'e2e' }, maxGrantSeconds: 600 });
+    await sys.api('POST', '/connections', admin, { name: 'echo', protocol: 'tcp', host: '127.0.0.1', port: echo.port, description: 'echo service', tags: { env: 'e2e' }, maxGrantSeconds: 600 });
     await sys.api('POST', '/policies', admin, { name: 'ops', roles: ['ops'], selector: { tags: { env: 'e2e' } }, rules: [{ effect: 'allow', type: 'all' }] });
   }, 60_000);
   afterAll(async () => {
     olga.cleanup();
-    for (const s of echoSockets) s.destroy();
-    await new Promise((r) => echo.close(r));
+    await echo.close();
     await sys.stop();
   });
-
-  const roundTrip = async (port: number, text: string) => {
-    const s = connect({ port, host: '127.0.0.1' });
-    await once(s, 'connect');
-    s.write(text);
-    let got = '';
-    while (got.length < text.length) got += String((await once(s, 'data'))[0]);
-    s.destroy();
-    return got;
-  };
 
   it('logs in with --password-stdin, keeps tokens in a 0600 file, and lists what the user may reach', async () => {
     const login = await olga.run(['login', '--server', sys.cp.url, '--username', 'olga', '--password-stdin'], 'olga-password-123\n');

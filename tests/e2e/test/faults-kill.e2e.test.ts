@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { startFaultProxy, type FaultProxy } from '@pa/testing';
-import { ADMIN_PASSWORD, PaUser, System, waitFor, type NodeProcess, type PaProcess } from '../src';
+import { ADMIN_PASSWORD, exchange, PaUser, System, waitFor, type NodeProcess, type PaProcess } from '../src';
 
 /**
  * A data-plane node killed with SIGKILL — no drain, no audit flush, its sockets
@@ -81,12 +81,6 @@ describe('end to end: a node killed mid-stream', () => {
     await once(s, 'connect');
     return s;
   };
-  const roundTrip = async (s: Socket, text: string): Promise<string> => {
-    s.write(text);
-    let got = '';
-    while (got.length < text.length) got += String((await once(s, 'data'))[0]);
-    return got;
-  };
   /** Rows the node itself recorded (the control plane's own node.* rows about it excluded). */
   const nodeRows = async (): Promise<Array<{ id: string; action: string; tunnel: string }>> =>
     (await sys.query<{ id: string; action: string; tunnel: string }>("SELECT id, action, details->>'tunnelId' AS tunnel FROM audit_events WHERE node_id = 'node-1' AND action NOT LIKE 'node.%' ORDER BY recorded_at, id")).rows;
@@ -109,7 +103,7 @@ describe('end to end: a node killed mid-stream', () => {
     // 1. The control plane's replies are held: a tunnel's events reach it and are stored, the node never hears the acks.
     proxy.freezeReplies();
     const first = await local(port);
-    expect(await roundTrip(first, 'hello')).toBe('hello');
+    expect(await exchange(first, 'hello')).toBe('hello');
     await pa.waitFor(new RegExp(`#1 opened from \\S+ via ${escape(killed.tunnelUrl)}`), 'stderr');
     first.end();
     await once(first, 'close');
@@ -152,7 +146,7 @@ describe('end to end: a node killed mid-stream', () => {
 
     // 4. pa connect keeps running; a new connection goes through the live node.
     const after = await local(port);
-    expect(await roundTrip(after, 'after the kill')).toBe('after the kill');
+    expect(await exchange(after, 'after the kill')).toBe('after the kill');
     await pa.waitFor(new RegExp(`#3 opened from \\S+ via ${escape(live.tunnelUrl)}`), 'stderr');
     after.destroy();
     expect(pa.child.exitCode).toBeNull();

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { openTunnel, TunnelRefusedError } from '@pa/tunnel';
-import { ADMIN_PASSWORD, System, waitFor } from '../src';
+import { ADMIN_PASSWORD, exchange, startEchoServer, System, waitFor } from '../src';
 
 /**
  * The real control plane, two data-plane nodes, PostgreSQL and Redis, driven
@@ -10,20 +9,12 @@ import { ADMIN_PASSWORD, System, waitFor } from '../src';
 describe('end to end: control plane, two nodes, PostgreSQL, Redis', () => {
   let sys: System;
   let admin: string;
-  let echo: Server;
+  let echo: Awaited<ReturnType<typeof startEchoServer>>;
   let echoPort: number;
-  const echoSockets = new Set<Socket>();
 
   beforeAll(async () => {
-    echo = createServer((s) => {
-      echoSockets.add(s);
-      s.on('close', () => echoSockets.delete(s));
-      s.on('error', () => undefined);
-      s.pipe(s);
-    });
-    echo.listen(0, '127.0.0.1');
-    await once(echo, 'listening');
-    echoPort = (echo.address() as AddressInfo).port;
+    echo = await startEchoServer();
+    echoPort = echo.port;
     sys = await System.start(2);
     admin = await sys.login('admin', ADMIN_PASSWORD);
     const ok = (r: { status: number; body: unknown }) => {
@@ -36,17 +27,9 @@ describe('end to end: control plane, two nodes, PostgreSQL, Redis', () => {
     ok(await sys.api('POST', '/policies', admin, { name: 'ops-e2e', roles: ['ops'], selector: { tags: { env: 'e2e' } }, rules: [{ effect: 'allow', type: 'all' }] }));
   }, 60_000);
   afterAll(async () => {
-    for (const s of echoSockets) s.destroy();
-    await new Promise((r) => echo.close(r));
+    await echo.close();
     await sys.stop();
   });
-
-  const roundTrip = async (socket: Socket, text: string) => {
-    socket.write(text);
-    let got = '';
-    while (got.length < text.length) got += String((await once(socket, 'data'))[0]);
-    return got;
-  };
 
   it('issues a grant listing both nodes, and both nodes relay under it', async () => {
     const olga = await sys.login('olga', 'olga-password-123');
@@ -54,7 +37,7 @@ describe('end to end: control plane, two nodes, PostgreSQL, Redis', () => {
     expect(new Set(grant.tunnelUrls)).toEqual(new Set(sys.nodes.map((n) => n.tunnelUrl)));
     for (const url of grant.tunnelUrls) {
       const { socket } = await openTunnel({ url, grant: grant.grantToken });
-      expect(await roundTrip(socket, `hello ${url}`)).toBe(`hello ${url}`);
+      expect(await exchange(socket, `hello ${url}`)).toBe(`hello ${url}`);
       socket.destroy();
     }
     // Audit from both nodes reaches PostgreSQL through NodeService.IngestAudit.
@@ -74,7 +57,7 @@ describe('end to end: control plane, two nodes, PostgreSQL, Redis', () => {
     const olga = await sys.login('olga', 'olga-password-123');
     const grant = await sys.issueGrant(olga, 'echo');
     const tunnels = await Promise.all(sys.nodes.map((n) => openTunnel({ url: n.tunnelUrl, grant: grant.grantToken })));
-    for (const t of tunnels) expect(await roundTrip(t.socket, 'x')).toBe('x');
+    for (const t of tunnels) expect(await exchange(t.socket, 'x')).toBe('x');
     const closed = tunnels.map((t) => once(t.socket, 'close'));
     const t0 = Date.now();
     expect((await sys.api('POST', `/grants/${grant.grantId}/revoke`, admin, { reason: 'e2e revocation' })).status).toBe(200);
@@ -102,7 +85,7 @@ describe('end to end: control plane, two nodes, PostgreSQL, Redis', () => {
     const olga = await sys.login('olga', 'olga-password-123');
     const grant = await sys.issueGrant(olga, 'temp');
     const { socket } = await openTunnel({ url: grant.tunnelUrls[0] as string, grant: grant.grantToken });
-    expect(await roundTrip(socket, 'y')).toBe('y');
+    expect(await exchange(socket, 'y')).toBe('y');
     const closed = once(socket, 'close');
     expect((await sys.api('DELETE', '/connections/temp', admin)).status).toBe(204);
     await closed;
@@ -119,7 +102,7 @@ describe('end to end: control plane, two nodes, PostgreSQL, Redis', () => {
     // New tunnels still open and relay: verification is local.
     for (let i = 0; i < 3; i += 1) {
       const { socket } = await openTunnel({ url: node.tunnelUrl, grant: grant.grantToken });
-      expect(await roundTrip(socket, `during outage ${i}`)).toBe(`during outage ${i}`);
+      expect(await exchange(socket, `during outage ${i}`)).toBe(`during outage ${i}`);
       socket.end();
       await once(socket, 'close');
     }

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { createTestPki, type TestCa, type TestCertificate, type TestPki } from '@pa/testing';
-import { ADMIN_PASSWORD, PaUser, System, waitFor } from '../src';
+import { ADMIN_PASSWORD, PaUser, roundTrip, startEchoServer, System, waitFor } from '../src';
 
 /**
  * TLS on every hop that leaves a machine, with the real parts: the control
@@ -20,8 +20,7 @@ describe('end to end over TLS', () => {
   let bundle: string;
   const clientCerts = new Map<string, TestCertificate>();
   let sys: System;
-  let echo: Server;
-  const echoSockets = new Set<Socket>();
+  let echo: Awaited<ReturnType<typeof startEchoServer>> | undefined;
   const users: PaUser[] = [];
 
   /** A node's environment: trust the control plane's CA, present its client certificate, serve tunnels with TLS. */
@@ -49,14 +48,7 @@ describe('end to end over TLS', () => {
     otherCa = pki.ca('pa e2e other CA');
     bundle = pki.file('bundle.pem', `${cpCa.cert}${tunnelCa.cert}`);
     const cpCert = pki.issue(cpCa, 'localhost', { dns: ['localhost'], ips: ['127.0.0.1'] });
-    echo = createServer((s) => {
-      echoSockets.add(s);
-      s.on('close', () => echoSockets.delete(s));
-      s.on('error', () => undefined);
-      s.pipe(s);
-    });
-    echo.listen(0, '127.0.0.1');
-    await once(echo, 'listening');
+    echo = await startEchoServer();
     sys = await System.start(2, {
       cpEnv: { PA_GRPC_TLS_CERT_FILE: cpCert.certFile, PA_GRPC_TLS_KEY_FILE: cpCert.keyFile, PA_GRPC_TLS_NODE_CA_FILE: nodeCa.certFile, PA_GRPC_TLS_BIND_NODE_ID: 'true' },
       nodeEnv,
@@ -64,13 +56,12 @@ describe('end to end over TLS', () => {
     const admin = await sys.login('admin', ADMIN_PASSWORD);
     await sys.api('POST', '/roles', admin, { name: 'ops', permissions: [] });
     await sys.api('POST', '/users', admin, { username: 'olga', password: 'olga-password-123', roles: ['ops'] });
-    await sys.api('POST', '/connections', admin, { name: 'echo', protocol: 'tcp', host: '127.0.0.1', port: (echo.address() as AddressInfo).port, tags: { env: 'e2e' } });
+    await sys.api('POST', '/connections', admin, { name: 'echo', protocol: 'tcp', host: '127.0.0.1', port: echo.port, tags: { env: 'e2e' } });
     await sys.api('POST', '/policies', admin, { name: 'ops', roles: ['ops'], selector: { tags: { env: 'e2e' } }, rules: [{ effect: 'allow', type: 'all' }] });
   }, 120_000);
   afterAll(async () => {
     for (const u of users) u.cleanup();
-    for (const s of echoSockets) s.destroy();
-    await new Promise((r) => echo?.close(r));
+    await echo?.close();
     await sys?.stop();
     pki?.cleanup();
   });
@@ -82,15 +73,6 @@ describe('end to end over TLS', () => {
     const res = await u.run(['login', '--server', sys.cp.url, '--username', 'olga', '--password-stdin', ...(caFile ? ['--ca-file', caFile] : [])], 'olga-password-123\n');
     expect(res.code).toBe(0);
     return u;
-  };
-  const roundTrip = async (port: number, text: string): Promise<string> => {
-    const s = connect({ port, host: '127.0.0.1' });
-    await once(s, 'connect');
-    s.write(text);
-    let got = '';
-    while (got.length < text.length) got += String((await once(s, 'data'))[0]);
-    s.destroy();
-    return got;
   };
 
   it('registers nodes, pushes keys and ingests their audit over mutual TLS; nodes advertise https:// tunnels', async () => {

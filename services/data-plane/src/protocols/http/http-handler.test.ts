@@ -28,6 +28,14 @@ const POLICIES: SessionFixtureOptions['policies'] = [
 const SECRET = 'backend-api-key-7f3a9c';
 const MiB = 1024 * 1024;
 
+/** A backend that answers 413 to `/api/too-big` at once, before reading the request's body. */
+const startEarlyAnsweringBackend = () =>
+  startBackend((req, res) => {
+    if (req.url !== '/api/too-big') return false;
+    res.writeHead(413, { 'Content-Length': '0' }).end();
+    return true;
+  });
+
 describe('http handler over real sockets', () => {
   let handler: HttpProtocolHandler;
   let backend: TestBackend;
@@ -102,13 +110,7 @@ describe('http handler over real sockets', () => {
   });
 
   it('keeps the connection in step after a denied request with a body, and after a backend that answers before reading the body', async () => {
-    const early = await startBackend((req, res) => {
-      if (req.url === '/api/too-big') {
-        res.writeHead(413, { 'Content-Length': '0' }).end();
-        return true;
-      }
-      return false;
-    });
+    const early = await startEarlyAnsweringBackend();
     try {
       const f = await fixture({}, early.port);
       const s = await open(f.ctx);
@@ -1013,13 +1015,7 @@ describe('http handler over real sockets', () => {
     });
 
     it('keeps the connection in step when the backend answers a chunked upload before reading it', async () => {
-      const early = await startBackend((req, res) => {
-        if (req.url === '/api/too-big') {
-          res.writeHead(413, { 'Content-Length': '0' }).end();
-          return true;
-        }
-        return false;
-      });
+      const early = await startEarlyAnsweringBackend();
       try {
         const f = await fixture({}, early.port);
         const s = await open(f.ctx);
