@@ -10,6 +10,7 @@ import type { AuditEvent } from '../src/audit';
 import { loadConfig } from '../src/config';
 import { startNode, type RunningNode } from '../src/node';
 import { createGrantFactory } from '../src/testing/grant-factory';
+import { recordingTransport } from '../src/testing/recording-transport';
 import { readBytes, tcpServer } from '../src/testing/socket-pair';
 
 /** A data-plane node on real sockets, with keys and an audit sink injected (no control plane). */
@@ -34,12 +35,7 @@ describe('data-plane node: tunnel admission', () => {
     node = await startNode(config, logger, {
       state,
       keys: factory.keys,
-      transport: {
-        send: async (events) => {
-          shipped.push(...events);
-          return { acked: events.map((e) => e.id) };
-        },
-      },
+      transport: recordingTransport(shipped),
     });
   });
   afterAll(async () => {

@@ -13,6 +13,7 @@ import { loadConfig } from '../src/config';
 import { ControlPlaneClient } from '../src/control-plane-client';
 import { startNode, type RunningNode } from '../src/node';
 import { createGrantFactory } from '../src/testing/grant-factory';
+import { recordingTransport } from '../src/testing/recording-transport';
 import { readBytes, tcpServer } from '../src/testing/socket-pair';
 import { loadNodeTls } from '../src/tls';
 
@@ -134,12 +135,7 @@ describe('tunnel listener over TLS', () => {
     node = await startNode(config, logger, {
       state,
       keys: factory.keys,
-      transport: {
-        send: async (events) => {
-          shipped.push(...events);
-          return { acked: events.map((e) => e.id) };
-        },
-      },
+      transport: recordingTransport(shipped),
     });
   });
   afterAll(async () => {

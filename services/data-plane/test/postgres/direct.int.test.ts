@@ -8,6 +8,7 @@ import type { AuditEvent } from '../../src/audit';
 import { loadConfig } from '../../src/config';
 import { startNode, type RunningNode } from '../../src/node';
 import { createGrantFactory } from '../../src/testing/grant-factory';
+import { recordingTransport } from '../../src/testing/recording-transport';
 import { pgClient, withPg, type PgError } from './support/node-postgres';
 import { APP_POLICY } from './support/policies';
 import { createAppDatabase, psql, type AppDatabase } from './support/test-database';
@@ -54,12 +55,7 @@ describe('postgres: direct connections with the grant as the password over TLS',
     node = await startNode(config, logger, {
       state,
       keys: factory.keys,
-      transport: {
-        send: async (events) => {
-          shipped.push(...events);
-          return { acked: events.map((e) => e.id) };
-        },
-      },
+      transport: recordingTransport(shipped),
     });
     const address = node.postgresDirectAddress as string;
     host = address.slice(0, address.lastIndexOf(':'));

@@ -28,6 +28,18 @@ const POLICIES: SessionFixtureOptions['policies'] = [
 const SECRET = 'backend-api-key-7f3a9c';
 const MiB = 1024 * 1024;
 
+/** A backend that reads every request and never answers; `reached` resolves when the first one arrives. */
+const startHangingBackend = async () => {
+  let arrived: () => void = () => undefined;
+  const reached = new Promise<void>((r) => (arrived = r));
+  const backend = await startBackend((req) => {
+    req.resume();
+    arrived();
+    return true;
+  });
+  return { ...backend, reached };
+};
+
 /** A backend that answers 413 to `/api/too-big` at once, before reading the request's body. */
 const startEarlyAnsweringBackend = () =>
   startBackend((req, res) => {
@@ -638,17 +650,12 @@ describe('http handler over real sockets', () => {
     });
 
     it('answers a request in flight with the revocation, then closes', async () => {
-      let arrived: (() => void) | null = null;
-      const hang = await startBackend(() => {
-        arrived?.();
-        return true;
-      });
+      const hang = await startHangingBackend();
       try {
         const f = await fixture({}, hang.port);
         const s = await open(f.ctx);
-        const reached = new Promise<void>((r) => (arrived = r));
         s.client.write(wireRequest('GET', '/api/hang'));
-        await reached;
+        await hang.reached;
         f.abort.abort(new AppError('GRANT_REVOKED'));
         const r = await s.reader.response();
         expect(r.status).toBe(401);
@@ -1070,18 +1077,12 @@ describe('http handler over real sockets', () => {
     });
 
     it('answers a chunked request in flight with the revocation, then closes', async () => {
-      let arrived: (() => void) | null = null;
-      const hang = await startBackend((req) => {
-        req.resume();
-        arrived?.();
-        return true;
-      });
+      const hang = await startHangingBackend();
       try {
         const f = await fixture({}, hang.port);
         const s = await open(f.ctx);
-        const reached = new Promise<void>((r) => (arrived = r));
         s.client.write(chunked('POST', '/api/hang', ['abc'], []));
-        await reached;
+        await hang.reached;
         f.abort.abort(new AppError('GRANT_REVOKED'));
         const r = await s.reader.response();
         expect(r.status).toBe(401);
