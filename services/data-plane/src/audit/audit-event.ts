@@ -126,8 +126,8 @@ export const isAuditDetails = (details: unknown): details is Record<string, unkn
 const validActions = new Set<string>();
 
 /** Whether `action` is a valid event action (the names are few and fixed: checked once each). */
-export const isAuditAction = (action: string): boolean => {
-  if (validActions.has(action)) return true;
+export const isAuditAction = (action: unknown): action is string => {
+  if (validActions.has(action as string)) return true;
   if (typeof action !== 'string' || action.length > 64 || !ACTION_RE.test(action)) return false;
   if (validActions.size < 1024) validActions.add(action);
   return true;
@@ -150,8 +150,8 @@ export const auditEventProblem = (e: unknown): string | undefined => {
   if (typeof v.id !== 'string' || !EVENT_ID_RE.test(v.id)) return 'id: must be an evt_ id';
   if (typeof v.time !== 'string' || !ISO_UTC_RE.test(v.time)) return 'time: must be an ISO 8601 time in UTC';
   if (typeof v.nodeId !== 'string' || v.nodeId.length < 1 || v.nodeId.length > 128) return 'nodeId: must be 1-128 characters';
-  if (typeof v.action !== 'string' || v.action.length > 64 || !ACTION_RE.test(v.action)) return 'action: must be a dotted lowercase action name';
-  if (typeof v.outcome !== 'string' || !OUTCOMES.has(v.outcome)) return 'outcome: unknown outcome';
+  if (!isAuditAction(v.action)) return 'action: must be a dotted lowercase action name';
+  if (!isAuditOutcome(v.outcome)) return 'outcome: unknown outcome';
   const actor = v.actor;
   if (typeof actor !== 'object' || actor === null || Array.isArray(actor) || !isPlainObject(actor)) return 'actor: must be an object';
   for (const key in actor) if ((key !== 'id' && key !== 'name') || !Object.hasOwn(actor, key)) return `actor: unknown field ${key}`;
@@ -163,7 +163,6 @@ export const auditEventProblem = (e: unknown): string | undefined => {
   if (!isIdField(v.grantId)) return 'grantId: must be a string of at most 128 characters';
   if (!isIdField(v.sessionId)) return 'sessionId: must be a string of at most 128 characters';
   if (typeof v.protocol !== 'string' || !PROTOCOLS.has(v.protocol)) return 'protocol: unknown protocol';
-  const details = v.details;
-  if (typeof details !== 'object' || details === null || Array.isArray(details) || !isPlainJson(details, 0)) return 'details: must be an object of plain JSON values';
+  if (!isAuditDetails(v.details)) return 'details: must be an object of plain JSON values';
   return undefined;
 };

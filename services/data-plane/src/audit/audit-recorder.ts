@@ -85,6 +85,14 @@ const invalidEvent = (message: string): AppError =>
 
 const returnTrue = (): boolean => true;
 
+/** Why a new decision is refused before it touches the spool (headroom kept for outcomes), or undefined. */
+const admissionError = (spool: AuditAppender): AppError | undefined => {
+  const admission = spool.admission();
+  if (admission === 'full') return new AppError('AUDIT_SPOOL_FULL');
+  if (admission === 'unavailable') return new AppError('AUDIT_UNAVAILABLE');
+  return undefined;
+};
+
 /** Dependencies of an {@link AuditRecorder}. */
 export interface AuditRecorderOptions {
   spool: AuditAppender;
@@ -142,9 +150,8 @@ export class AuditRecorder implements AuditSink {
     if (!isDecisionOutcome(draft.outcome)) {
       throw new AppError('VALIDATION_FAILED', { message: 'A decision event must be allowed or denied.', details: [{ path: 'outcome', message: 'Expected allowed or denied.' }] });
     }
-    const admission = this.spool.admission();
-    if (admission === 'full') throw new AppError('AUDIT_SPOOL_FULL');
-    if (admission === 'unavailable') throw new AppError('AUDIT_UNAVAILABLE');
+    const refused = admissionError(this.spool);
+    if (refused !== undefined) throw refused;
     const event = this.complete(draft);
     await this.spool.append(event);
     return event;
@@ -199,9 +206,8 @@ export class AuditRecorder implements AuditSink {
       decision: (action, outcome, details) => {
         const bad = check(action, outcome, details, true);
         if (bad !== undefined) return Promise.reject(bad);
-        const admission = spool.admission();
-        if (admission === 'full') return Promise.reject(new AppError('AUDIT_SPOOL_FULL'));
-        if (admission === 'unavailable') return Promise.reject(new AppError('AUDIT_UNAVAILABLE'));
+        const refused = admissionError(spool);
+        if (refused !== undefined) return Promise.reject(refused);
         const ms = timers.now();
         const id = newId('evt', ms);
         return spool.appendJson(id, encode(id, ms, action, outcome, details));
