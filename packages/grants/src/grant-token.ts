@@ -114,7 +114,10 @@ const fail = (code: ErrorCode, message: string, cause?: unknown, meta?: Record<s
  * GRANT_AUDIENCE_MISMATCH, GRANT_NOT_YET_VALID or GRANT_EXPIRED.
  * Revocation is not checked here (Redis, in the data plane).
  */
-export const verifyGrant = async (token: string, options: VerifyGrantOptions): Promise<GrantClaims> => {
+export const verifyGrant = async (token: string, options: VerifyGrantOptions): Promise<GrantClaims> => (await verifyGrantKeyed(token, options)).claims;
+
+/** {@link verifyGrant}, also naming the key that verified it (for {@link GrantVerifier}'s cache). */
+const verifyGrantKeyed = async (token: string, options: VerifyGrantOptions): Promise<{ claims: GrantClaims; kid: string; key: CryptoKey }> => {
   if (typeof token !== 'string' || token.length > MAX_GRANT_TOKEN_LENGTH || !COMPACT_JWS.test(token)) {
     throw fail('GRANT_MALFORMED', 'The grant is not a compact JWS.');
   }
@@ -150,7 +153,7 @@ export const verifyGrant = async (token: string, options: VerifyGrantOptions): P
   if (!parsed.success) {
     throw new AppError('GRANT_MALFORMED', { message: 'The grant claims are not valid.', details: zodProblems(parsed.error) });
   }
-  return parsed.data;
+  return { claims: parsed.data, kid: header.kid, key };
 };
 
 const fromJoseError = (err: unknown): AppError => {
@@ -238,10 +241,8 @@ export class GrantVerifier {
       }
       this.entries.delete(token);
     }
-    const claims = await verifyGrant(token, options);
-    const kid = decodeProtectedHeader(token).kid as string;
-    const key = options.keyStore.verificationKey(kid);
-    if (key !== undefined && this.maxEntries > 0) {
+    const { claims, kid, key } = await verifyGrantKeyed(token, options);
+    if (this.maxEntries > 0) {
       this.entries.set(token, { claims, kid, key, issuer, audience, tolerance });
       if (this.entries.size > this.maxEntries) {
         const oldest = this.entries.keys().next();
