@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { AppError, toAppError, type KeyPair } from '@pa/kit';
 import { backend, FrontendDecoder, protocolNegotiation, readPasswordMessage, type FrontendMessage } from '@pa/pgwire';
-import { readClientStartup } from '../protocols/postgres/client-startup';
+import { readClientStartup, readStartupPhase, type StartupPhaseFinish } from '../protocols/postgres/client-startup';
 import { isPostgresHandler, type AcceptedClientStartup } from '../protocols/postgres/postgres-handler';
 import type { Admission } from './admission';
 import type { TunnelListenerDeps } from './tunnel-listener';
@@ -29,83 +29,61 @@ export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: A
   const fatal = (socket: Socket | TLSSocket, err: AppError): void => pg.sendError(socket, err);
 
   /** The first packet on the raw socket: it must be an SSLRequest (a GSSENCRequest is declined first). */
-  const negotiate = (raw: Socket): Promise<'ssl' | 'plain' | 'cancel'> =>
-    new Promise((resolve, reject) => {
-      const decoder = new FrontendDecoder();
-      let outcome: 'ssl' | 'plain' | 'cancel' | 'gss' | null = null;
-      const done = (err: AppError | null, value?: 'ssl' | 'plain' | 'cancel'): void => {
-        clearTimeout(timer);
-        raw.off('data', onData);
-        raw.off('end', onEnd);
-        raw.off('close', onEnd);
-        raw.pause();
-        if (err) reject(err);
-        else resolve(value as 'ssl' | 'plain' | 'cancel');
-      };
-      const onMessage = (m: FrontendMessage): void => {
-        if (m.type === 'SSLRequest') outcome = 'ssl';
-        else if (m.type === 'GSSENCRequest') outcome = 'gss';
-        else if (m.type === 'CancelRequest') outcome = 'cancel';
-        else outcome = 'plain';
-      };
-      const onData = (chunk: Buffer): void => {
+  const negotiate = (raw: Socket): Promise<'ssl' | 'plain' | 'cancel'> => {
+    const decoder = new FrontendDecoder();
+    let outcome: 'ssl' | 'plain' | 'cancel' | 'gss' | null = null;
+    const onMessage = (m: FrontendMessage): void => {
+      if (m.type === 'SSLRequest') outcome = 'ssl';
+      else if (m.type === 'GSSENCRequest') outcome = 'gss';
+      else if (m.type === 'CancelRequest') outcome = 'cancel';
+      else outcome = 'plain';
+    };
+    return readStartupPhase<'ssl' | 'plain' | 'cancel'>(
+      raw,
+      { timeoutMs, lateMessage: 'The startup packet did not arrive in time.', closedMessage: 'The client closed the connection during startup.' },
+      (chunk, finish) => {
         const err = decoder.write(chunk, onMessage);
-        if (err) return done(err);
+        if (err) return finish(err);
         if (outcome === 'gss') {
           outcome = null;
           raw.write(backend.encryptionResponse(false));
           decoder.negotiationAnswered();
           return;
         }
-        if (outcome !== null) done(null, outcome);
-      };
-      const onEnd = (): void => done(new AppError('PG_PROTOCOL_VIOLATION', { message: 'The client closed the connection during startup.' }));
-      const timer = setTimeout(() => done(new AppError('PG_STARTUP_REFUSED', { message: 'The startup packet did not arrive in time.' })), timeoutMs);
-      raw.on('data', onData);
-      raw.on('end', onEnd);
-      raw.on('close', onEnd);
-    });
+        if (outcome !== null) finish(null, outcome);
+      },
+    );
+  };
 
   /** Reads the password message (the grant) that answers AuthenticationCleartextPassword. */
-  const readPassword = (socket: TLSSocket, startup: AcceptedClientStartup): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const take = (m: FrontendMessage): boolean => {
-        if (m.type !== 'AuthenticationResponse') {
-          finish(new AppError('PG_PROTOCOL_VIOLATION', { message: 'Expected a password message.' }));
-          return true;
-        }
-        const r = readPasswordMessage(m.body);
-        if (!r.ok) finish(r.error);
-        else finish(null, r.value);
-        return true;
-      };
-      let settled = false;
-      const finish = (err: AppError | null, value?: string): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        socket.off('data', onData);
-        socket.off('end', onEnd);
-        socket.off('close', onEnd);
-        socket.pause();
-        if (err) reject(err);
-        else resolve(value as string);
-      };
-      const onData = (chunk: Buffer): void => {
+  const readPassword = (socket: TLSSocket, startup: AcceptedClientStartup): Promise<string> => {
+    const take = (m: FrontendMessage, finish: StartupPhaseFinish<string>): void => {
+      if (m.type !== 'AuthenticationResponse') return finish(new AppError('PG_PROTOCOL_VIOLATION', { message: 'Expected a password message.' }));
+      const r = readPasswordMessage(m.body);
+      if (!r.ok) finish(r.error);
+      else finish(null, r.value);
+    };
+    return readStartupPhase<string>(
+      socket,
+      { timeoutMs, lateMessage: 'The password did not arrive in time.', closedMessage: 'The client closed the connection during authentication.' },
+      (chunk, finish) => {
+        let taken = false;
         const err = startup.decoder.write(chunk, (m) => {
-          if (!settled) take(m);
+          if (taken) return;
+          taken = true;
+          take(m, finish);
         });
         if (err) finish(err);
-      };
-      const onEnd = (): void => finish(new AppError('PG_PROTOCOL_VIOLATION', { message: 'The client closed the connection during authentication.' }));
-      const timer = setTimeout(() => finish(new AppError('PG_STARTUP_REFUSED', { message: 'The password did not arrive in time.' })), timeoutMs);
-      const first = startup.pending[0];
-      if (first !== undefined && take(first)) return;
-      socket.on('data', onData);
-      socket.on('end', onEnd);
-      socket.on('close', onEnd);
-      socket.resume();
-    });
+      },
+      // A password pipelined with the StartupMessage was read with it.
+      (finish) => {
+        const first = startup.pending[0];
+        if (first === undefined) return false;
+        take(first, finish);
+        return true;
+      },
+    );
+  };
 
   const handle = async (raw: Socket): Promise<void> => {
     const clientAddress = raw.remoteAddress ?? '';
