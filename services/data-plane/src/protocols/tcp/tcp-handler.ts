@@ -2,6 +2,7 @@ import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { AppError } from '@pa/kit';
+import { relaySockets } from '@pa/tunnel';
 import type { ProtocolHandler, Session, SessionContext, SessionResult } from '../handler';
 
 /**
@@ -38,7 +39,7 @@ export const dialUpstream = (ctx: SessionContext): Promise<Socket> =>
   });
 
 /** Relays two streams until both directions are done, or `signal` aborts, or both are idle too long. */
-export const relay = (client: Duplex, upstream: Socket, ctx: SessionContext): Promise<SessionResult> =>
+export const relay = (clientStream: Duplex, upstreamStream: Socket, ctx: SessionContext): Promise<SessionResult> =>
   new Promise((resolve) => {
     let up = 0;
     let down = 0;
@@ -46,6 +47,17 @@ export const relay = (client: Duplex, upstream: Socket, ctx: SessionContext): Pr
     let lastActivity = Date.now();
     let clientEnded = false;
     let upstreamEnded = false;
+    // Bytes move in @pa/tunnel's relay (reusable read buffers, backpressure, half-close passed on);
+    // its `a`/`b` are the sockets that carry each side from here on.
+    const pipe = relaySockets(clientStream, upstreamStream, {
+      onBytes: (from, n) => {
+        if (from === 'a') up += n;
+        else down += n;
+        lastActivity = Date.now();
+      },
+    });
+    const client = pipe.a;
+    const upstream = pipe.b;
     const finish = (why: string) => {
       reason ??= why;
       clearInterval(idleTimer);
@@ -54,16 +66,6 @@ export const relay = (client: Duplex, upstream: Socket, ctx: SessionContext): Pr
       upstream.destroy();
     };
     const onAbort = () => finish(abortReason(ctx.signal));
-    client.on('data', (c: Buffer) => {
-      up += c.length;
-      lastActivity = Date.now();
-    });
-    upstream.on('data', (c: Buffer) => {
-      down += c.length;
-      lastActivity = Date.now();
-    });
-    client.pipe(upstream, { end: true });
-    upstream.pipe(client, { end: true });
     client.on('end', () => {
       clientEnded = true;
       if (upstreamEnded) finish('client_closed');
@@ -83,6 +85,7 @@ export const relay = (client: Duplex, upstream: Socket, ctx: SessionContext): Pr
     const idleMs = Math.min(ctx.settings.idleTimeoutMs, ctx.grant.limits.idleTimeoutSeconds * 1000);
     const idleTimer = setInterval(() => {
       if (Date.now() - lastActivity >= idleMs) finish('idle_timeout');
+      else pipe.idle();
     }, Math.max(250, Math.min(idleMs / 4, 5000)));
     idleTimer.unref();
     if (ctx.signal.aborted) onAbort();
