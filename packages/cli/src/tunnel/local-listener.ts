@@ -10,12 +10,12 @@
  *   by the next connection; the grant's tunnel URLs are tried in order, moving
  *   on when a node is down or says it cannot serve (5xx), and stopping at a
  *   refusal that any node would repeat (revoked, expired, denied).
- * - Bytes are piped both ways with backpressure and half-close; when either
- *   side drops, the other is closed.
+ * - Bytes are relayed both ways (@pa/tunnel's relaySockets) with backpressure
+ *   and half-close; when either side drops, the other is closed.
  */
 import { createServer, isIPv4, type Server, type Socket } from 'node:net';
 import { tlsFailureOf } from '@pa/kit';
-import { openTunnel as defaultOpenTunnel, TunnelRefusedError, type OpenTunnel, type OpenTunnelOptions } from '@pa/tunnel';
+import { openTunnel as defaultOpenTunnel, relaySockets, TunnelRefusedError, type OpenTunnel, type OpenTunnelOptions } from '@pa/tunnel';
 import { tlsFailureMessage } from '../api/trust';
 import { CliError, EXIT } from '../errors';
 
@@ -160,34 +160,47 @@ export class LocalListener {
     );
   }
 
-  private relay(id: number, url: string, local: Socket, remote: Socket): void {
+  private relay(id: number, url: string, localSocket: Socket, remoteSocket: Socket): void {
     let open = 2;
     let endedBy: 'local' | 'node' | null = null;
+    const bytes = { sent: 0, received: 0 };
+    // @pa/tunnel's relay: reusable read buffers, backpressure, half-close passed on.
+    // Its `a`/`b` carry each side from here on (a plain socket is adopted by a new one).
+    const pipe = relaySockets(localSocket, remoteSocket, {
+      onBytes: (from, n) => {
+        if (from === 'a') bytes.sent += n;
+        else bytes.received += n;
+      },
+    });
+    const local = pipe.a;
+    const remote = pipe.b;
     const closedOne = (): void => {
       open -= 1;
-      if (open === 0) this.emit({ type: 'closed', id, bytesSent: local.bytesRead, bytesReceived: local.bytesWritten, url, endedBy: endedBy ?? 'local' });
+      if (open === 0) this.emit({ type: 'closed', id, bytesSent: bytes.sent, bytesReceived: bytes.received, url, endedBy: endedBy ?? 'local' });
     };
     local.once('end', () => (endedBy ??= 'local'));
     remote.once('end', () => (endedBy ??= 'node'));
+    local.on('error', () => local.destroy());
     remote.on('error', () => remote.destroy());
-    // A clean end is passed on by pipe() (half-close works both ways); when the
-    // tunnel goes away, the local connection is closed too, and vice versa.
-    remote.once('close', (hadError) => {
+    // A clean end is passed on by the relay (half-close works both ways); when
+    // the tunnel goes away, the local connection is closed too, and vice versa.
+    remote.once('close', (hadError: boolean) => {
       endedBy ??= 'node';
-      this.sockets.delete(remote);
+      this.sockets.delete(remoteSocket);
       if (hadError || !remote.readableEnded) local.destroy();
       else local.end(() => local.destroy());
       closedOne();
     });
-    local.once('close', (hadError) => {
+    local.once('close', (hadError: boolean) => {
       endedBy ??= 'local';
       if (hadError) remote.destroy();
       else remote.end();
       closedOne();
     });
-    local.pipe(remote);
-    remote.pipe(local);
-    local.resume();
+    // Quiet tunnels give back their bulk read buffers.
+    const idle = setInterval(() => pipe.idle(), 2000);
+    idle.unref();
+    local.once('close', () => clearInterval(idle));
   }
 
   /** Stops accepting and closes every local connection and tunnel. */
