@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
 import { AppError, toAppError, type KeyPair } from '@pa/kit';
-import { backend, FrontendDecoder, protocolNegotiation, readPasswordMessage, type FrontendMessage } from '@pa/pgwire';
+import { backend, FrontendDecoder, protocolNegotiation, readPasswordMessage, type CancelRequest, type FrontendMessage } from '@pa/pgwire';
 import { readClientStartup, readStartupPhase, type StartupPhaseFinish } from '../protocols/postgres/client-startup';
 import { isPostgresHandler, type AcceptedClientStartup } from '../protocols/postgres/postgres-handler';
 import type { Admission } from './admission';
@@ -17,8 +17,9 @@ import type { TunnelListenerDeps } from './tunnel-listener';
  * in a tunnel), AuthenticationCleartextPassword, the password = the grant, and
  * the same admission as a tunnel (signature, claims, revocation, rate limit,
  * concurrency, audit). Only postgres grants are served here. A CancelRequest
- * is not served (cancel keys are issued per tunnel): the connection is closed,
- * as PostgreSQL does for an unknown key.
+ * (psql's Ctrl-C: a connection of its own, in clear before PostgreSQL 17) is
+ * honoured for keys issued to direct sessions, audited against the session it
+ * targets, and the connection closed without an answer, as PostgreSQL does.
  */
 export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: Admission, tls: KeyPair): Server => {
   const pg = d.handlers.postgres;
@@ -29,16 +30,16 @@ export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: A
   const fatal = (socket: Socket | TLSSocket, err: AppError): void => pg.sendError(socket, err);
 
   /** The first packet on the raw socket: it must be an SSLRequest (a GSSENCRequest is declined first). */
-  const negotiate = (raw: Socket): Promise<'ssl' | 'plain' | 'cancel'> => {
+  const negotiate = (raw: Socket): Promise<'ssl' | 'plain' | CancelRequest> => {
     const decoder = new FrontendDecoder();
-    let outcome: 'ssl' | 'plain' | 'cancel' | 'gss' | null = null;
+    let outcome: 'ssl' | 'plain' | 'gss' | CancelRequest | null = null;
     const onMessage = (m: FrontendMessage): void => {
       if (m.type === 'SSLRequest') outcome = 'ssl';
       else if (m.type === 'GSSENCRequest') outcome = 'gss';
-      else if (m.type === 'CancelRequest') outcome = 'cancel';
+      else if (m.type === 'CancelRequest') outcome = m;
       else outcome = 'plain';
     };
-    return readStartupPhase<'ssl' | 'plain' | 'cancel'>(
+    return readStartupPhase<'ssl' | 'plain' | CancelRequest>(
       raw,
       { timeoutMs, lateMessage: 'The startup packet did not arrive in time.', closedMessage: 'The client closed the connection during startup.' },
       (chunk, finish) => {
@@ -85,13 +86,16 @@ export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: A
     );
   };
 
+  /** A CancelRequest (in clear, as libpq before PostgreSQL 17 sends it, or over TLS): handled, then closed without an answer. */
+  const cancel = async (socket: Socket | TLSSocket, request: CancelRequest, clientAddress: string): Promise<void> => {
+    await pg.cancelDirect(request, { audit: d.audit, logger: d.logger, timeoutMs: d.config.limits.connectTimeoutMs, clientAddress });
+    socket.destroy();
+  };
+
   const handle = async (raw: Socket): Promise<void> => {
     const clientAddress = raw.remoteAddress ?? '';
     const first = await negotiate(raw);
-    if (first === 'cancel') {
-      raw.destroy();
-      return;
-    }
+    if (typeof first === 'object') return cancel(raw, first, clientAddress);
     if (first === 'plain') {
       fatal(raw, new AppError('AUTH_REQUIRED', { message: 'TLS is required: connect with sslmode=require (the password is your grant).' }));
       return;
@@ -112,10 +116,7 @@ export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: A
       return null;
     });
     if (startup === null) return;
-    if (startup.kind === 'cancel') {
-      socket.destroy();
-      return;
-    }
+    if (startup.kind === 'cancel') return cancel(socket, startup.request, clientAddress);
     // NegotiateProtocolVersion, if the client asked for a newer minor version, comes before the authentication request.
     const negotiation = protocolNegotiation(startup.message, startup.accepted.protocolOptions);
     if (negotiation.needed) socket.write(backend.negotiateProtocolVersion(negotiation.newestMinor, negotiation.unrecognizedOptions));

@@ -1,9 +1,14 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCaptureLogger } from '@pa/kit';
+import { frontend } from '@pa/pgwire';
 import { createState, type State } from '@pa/state';
 import { createTestPki, type TestCa, type TestCertificate, type TestPki } from '@pa/testing';
+import { openTunnel } from '@pa/tunnel';
 import type { AuditEvent } from '../../src/audit';
 import { loadConfig } from '../../src/config';
 import { startNode, type RunningNode } from '../../src/node';
@@ -11,7 +16,7 @@ import { createGrantFactory } from '../../src/testing/grant-factory';
 import { recordingTransport } from '../../src/testing/recording-transport';
 import { pgClient, withPg, type PgError } from './support/node-postgres';
 import { APP_POLICY } from './support/policies';
-import { createAppDatabase, psql, type AppDatabase } from './support/test-database';
+import { conninfo, createAppDatabase, psql, waitForActivity, type AppDatabase } from './support/test-database';
 
 /**
  * Direct PostgreSQL connections to a node (no pa connect): TLS required, the
@@ -132,6 +137,91 @@ describe('postgres: direct connections with the grant as the password over TLS',
     const err = await failure({ host, port, user: 'tester', database: app.name, password: await grant('tcp'), ssl: { ca: ca.cert, servername: 'localhost' } });
     expect(err.severity).toBe('FATAL');
     expect(err.message).toContain('postgres grants');
+  });
+
+  /** Sends a CancelRequest on a plain connection of its own, as libpq before PostgreSQL 17 does, and waits until the node has closed it. */
+  const sendCancelRequest = async (processId: number, secret: number): Promise<void> => {
+    const s = connect({ host, port });
+    s.on('error', () => undefined);
+    await once(s, 'connect');
+    const key = Buffer.alloc(4);
+    key.writeInt32BE(secret);
+    s.end(frontend.cancelRequest(processId, key));
+    await once(s, 'close');
+  };
+
+  const stillRunning = async (marker: string): Promise<boolean> =>
+    app.direct(async (d) => (await d.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()", [marker])).rows[0]?.n === 1);
+
+  it('cancels a running query from a CancelRequest sent in clear to the direct port, with the key the node issued; a wrong secret is ignored', async () => {
+    const token = await grant();
+    const c = pgClient({ host, port, user: 'tester', database: app.name, password: token, ssl: { ca: ca.cert, servername: 'localhost' } });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      const running = c.query('SELECT pg_sleep(30) AS direct_cancel_me').then(
+        () => null,
+        (e: unknown) => e as PgError,
+      );
+      await waitForActivity(app, 'direct_cancel_me');
+      const pid = c.processID as number;
+      const secret = c.secretKey as number;
+      // The key is the node's own: not the backend's process id.
+      const backendPids = await app.direct(async (d) => (await d.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE query LIKE '%direct_cancel_me%' AND pid <> pg_backend_pid()")).rows.map((r) => r.pid));
+      expect(backendPids).not.toContain(pid);
+      await sendCancelRequest(pid, secret ^ 1);
+      expect(await stillRunning('direct_cancel_me')).toBe(true);
+      const t0 = Date.now();
+      await sendCancelRequest(pid, secret);
+      const err = await running;
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(err?.code).toBe('57014');
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+    await waitUntil(() => shippedFor(token).some((e) => e.action === 'sql.cancel'));
+    const cancels = shippedFor(token).filter((e) => e.action === 'sql.cancel');
+    expect(cancels.map((e) => [e.outcome, e.details.clientPath])).toEqual([['allowed', 'direct']]);
+  });
+
+  it('cancels with psql: Ctrl-C (SIGINT) while a query runs over a direct connection', async () => {
+    const token = await grant();
+    const child = spawn('psql', ['-X', '-q', '-d', conninfo({ host, port, user: 'tester', dbname: app.name, sslmode: 'require', password: token }), '-c', 'SELECT pg_sleep(30) AS psql_ctrl_c'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = once(child, 'close') as Promise<[number | null]>;
+    try {
+      await waitForActivity(app, 'psql_ctrl_c');
+      const t0 = Date.now();
+      child.kill('SIGINT');
+      const [code] = await exited;
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(code).toBe(1);
+      expect(stderr).toContain('canceling statement due to user request');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('does not honour a tunnel session\'s cancel key at the direct port (refused and audited; the query runs on)', async () => {
+    const token = await grant();
+    const { socket } = await openTunnel({ url: node.tunnelUrl, grant: token, ca: ca.cert });
+    const c = pgClient({ stream: socket, user: 'tester', database: app.name });
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      const running = c.query('SELECT pg_sleep(1.5) AS tunnel_key_at_direct, 7 AS n');
+      await waitForActivity(app, 'tunnel_key_at_direct');
+      await sendCancelRequest(c.processID as number, c.secretKey as number);
+      expect((await running).rows).toEqual([{ tunnel_key_at_direct: '', n: 7 }]);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+    await waitUntil(() => shippedFor(token).some((e) => e.action === 'sql.cancel'));
+    const cancels = shippedFor(token).filter((e) => e.action === 'sql.cancel');
+    expect(cancels.map((e) => [e.outcome, e.details.clientPath])).toEqual([['denied', 'direct']]);
+    expect(cancels[0]?.details.reason).toContain('tunnel');
   });
 
   const shippedFor = (token: string): AuditEvent[] => {

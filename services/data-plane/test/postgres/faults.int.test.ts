@@ -10,18 +10,8 @@ import { sessionAudit } from '../../src/protocols/handler';
 import { tcpServer } from '../../src/testing/socket-pair';
 import { startProxy, type ProxyHarness, type ProxyHarnessOptions } from './support/proxy-harness';
 import { APP_POLICY } from './support/policies';
-import { createAppDatabase, type AppDatabase } from './support/test-database';
+import { createAppDatabase, waitForActivity, type AppDatabase } from './support/test-database';
 import { errorOf, msg, rowsOf, statusOf, types, WireClient } from './support/wire-client';
-
-/** Waits until a statement containing `marker` runs on the backend. */
-const waitForActivity = async (app: AppDatabase, marker: string): Promise<void> => {
-  for (let i = 0; i < 200; i += 1) {
-    const n = await app.direct(async (d) => (await d.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()", [marker])).rows[0]?.n);
-    if (n === 1) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`${marker} never ran`);
-};
 
 describe('postgres handler: faults, limits, cancel', () => {
   let app: AppDatabase;

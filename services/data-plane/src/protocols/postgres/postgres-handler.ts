@@ -8,12 +8,13 @@ import {
   type BackendConnection,
   type BackendKey,
   type CancelKeyStore,
+  type CancelRequest,
   type FrontendDecoderLimits,
   type StartupPolicyOptions,
 } from '@pa/pgwire';
 import type { ProtocolHandler, Session, SessionContext } from '../handler';
 import { loginToBackend, type BackendTlsSettings } from './backend-login';
-import { CancelSession } from './cancel-session';
+import { cancelDirect, cancelKeyContext, CancelSession, type ClientPath, type DirectCancelDeps, type DirectCancelOutcome } from './cancel-session';
 import { readClientStartup, type ClientStartup } from './client-startup';
 import { DEFAULT_SESSION_TUNING, PostgresSession, type SessionTuning } from './postgres-session';
 import { errorFrame } from './wire';
@@ -55,6 +56,8 @@ export interface PostgresProtocolHandler extends ProtocolHandler {
    * already sent (it must precede the authentication request).
    */
   setupAfterStartup(client: Duplex, ctx: SessionContext, startup: AcceptedClientStartup, negotiated: boolean): Promise<Session>;
+  /** A CancelRequest the direct listener read (see {@link cancelDirect}): honoured for keys issued to direct sessions. */
+  cancelDirect(request: CancelRequest, deps: Omit<DirectCancelDeps, 'keys' | 'tls'>): Promise<DirectCancelOutcome>;
 }
 
 /** Whether `h` is the postgres handler (it can take over a startup read elsewhere). */
@@ -92,10 +95,10 @@ export const createPostgresHandler = (options: PostgresHandlerOptions = {}): Pos
       cancelSockets.add(client);
       return new CancelSession(client, ctx, startup.request, cancelKeys, tls, startup.bytesFromClient);
     }
-    return setupAfterStartup(client, ctx, startup, false);
+    return setupAfterStartup(client, ctx, startup, false, 'tunnel');
   };
 
-  const setupAfterStartup = async (client: Duplex, ctx: SessionContext, startup: AcceptedClientStartup, negotiated: boolean): Promise<Session> => {
+  const setupAfterStartup = async (client: Duplex, ctx: SessionContext, startup: AcceptedClientStartup, negotiated: boolean, path: ClientPath): Promise<Session> => {
     // The backend first: the client hears AuthenticationOk only once the proxy is logged in.
     const conn = await loginToBackend(ctx, startup.accepted, tls);
     const socket = conn.socket as Socket;
@@ -112,7 +115,7 @@ export const createPostgresHandler = (options: PostgresHandlerOptions = {}): Pos
             host: ctx.grant.connection.host,
             port: ctx.grant.connection.port,
             backendKey: conn.backendKey,
-            context: { connectionId: ctx.grant.connection.id, userId: ctx.grant.user.id, tunnelId: ctx.tunnelId, tlsMode: ctx.grant.connection.tlsMode },
+            context: cancelKeyContext(ctx, path),
           })
           .catch((err: unknown) => {
             // Without a key the session works; only Ctrl-C will not.
@@ -154,7 +157,8 @@ export const createPostgresHandler = (options: PostgresHandlerOptions = {}): Pos
   return {
     name: 'postgres',
     setup,
-    setupAfterStartup,
+    setupAfterStartup: (client, ctx, startup, negotiated) => setupAfterStartup(client, ctx, startup, negotiated, 'direct'),
+    cancelDirect: (request, deps) => cancelDirect(request, { ...deps, keys: cancelKeys, tls }),
     sendError: (client: Duplex, err: AppError): void => {
       if (cancelSockets.has(client) || client.destroyed) {
         client.destroy();

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
 
 /**
  * node-postgres for the handler's integration tests.
@@ -37,6 +38,8 @@ export interface PgClient {
   on(event: 'notification', listener: (n: { channel: string; payload?: string }) => void): this;
   on(event: 'notice', listener: (n: PgError) => void): this;
   readonly processID: number | null;
+  /** The secret of the BackendKeyData the server sent (a signed 32-bit integer). */
+  readonly secretKey: number | null;
 }
 
 export interface PgClientConfig {
@@ -50,6 +53,8 @@ export interface PgClientConfig {
   application_name?: string;
   options?: string;
   statement_timeout?: number;
+  /** An already connected stream to speak the protocol over (e.g. a tunnel socket) instead of dialing host:port. */
+  stream?: Duplex;
 }
 
 interface PgModule {
