@@ -219,6 +219,31 @@ describe('pa connect', () => {
     await closed(open);
   });
 
+  it('exits 3 within seconds of a revocation with no tunnel open: it asks the node every --check-every seconds', async () => {
+    const p = paConnect(['reports-db', '--check-every', '1']);
+    await portOf(p);
+    // While access stands, the checks change nothing.
+    const before = Date.now();
+    while (node.statusChecks.length < 2 && Date.now() - before < 10_000) await new Promise((r) => setImmediate(r));
+    expect(node.statusChecks.length).toBeGreaterThanOrEqual(2);
+    expect(grants.calls.filter((c) => c.method === 'renewGrant')).toHaveLength(0);
+    expect(p.child.exitCode).toBeNull();
+    grants.renewFailure = { grpcCode: GrpcStatus.UNAUTHENTICATED, code: 'GRANT_REVOKED', message: 'The grant has been revoked by an administrator.' };
+    node.refuse = { code: 'GRANT_REVOKED', message: 'The grant has been revoked.' };
+    const t0 = Date.now();
+    const result = await p.exited;
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('pa: access to reports-db was revoked: The grant has been revoked by an administrator. (GRANT_REVOKED)\n');
+    expect(grants.calls.filter((c) => c.method === 'renewGrant')).toHaveLength(1);
+  });
+
+  it('refuses a negative --check-every with a usage error', async () => {
+    const r = await runPa(['connect', 'reports-db', '--check-every', '-1'], { configDir: cfg.dir });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('pa: --check-every must be a number of seconds (0 turns the periodic check off)\nSee `pa connect --help`.');
+  });
+
   it('exits 3 at once when a node refuses a new tunnel as revoked and the control plane will not renew', async () => {
     const p = paConnect(['reports-db']);
     const port = await portOf(p);

@@ -8,6 +8,9 @@ import { startConnectSession, type SessionEnd } from '../tunnel/connect-session'
 import { checkLoopbackAddress, DEFAULT_ADDRESS, type ListenerEvent } from '../tunnel/local-listener';
 import { openGrant } from './grant';
 
+/** How often `pa connect` asks a node whether its grant still stands (`--check-every`). */
+const DEFAULT_CHECK_SECONDS = 15;
+
 /** The line to paste for a protocol. */
 export const pasteLine = (protocol: string, address: string, port: number, database: string | null | undefined, username: string): string => {
   const host = address.includes(':') ? `[${address}]` : address;
@@ -65,6 +68,7 @@ export const connectCommand: CommandSpec<CommandContext> = {
     { name: 'port', short: 'p', type: 'number', valueName: 'N', description: 'Local port (default: a free one)' },
     { name: 'ttl', type: 'number', valueName: 'SECONDS', description: 'Requested grant lifetime (the server caps it; renewed anyway)' },
     { name: 'address', type: 'string', valueName: 'ADDR', description: 'Loopback address to listen on (default 127.0.0.1; other interfaces are refused)' },
+    { name: 'check-every', type: 'number', valueName: 'SECONDS', description: 'Ask the data plane this often whether access still stands, so a revocation ends an idle session too (default 15; 0: only when a tunnel closes or opens)' },
   ],
   examples: ['pa connect reports-db', 'pa connect reports-db --port 5433', 'pa connect internal-api -p 8081'],
   run: async (ctx, input) => {
@@ -74,6 +78,8 @@ export const connectCommand: CommandSpec<CommandContext> = {
     if (port < 0 || port > 65_535) throw input.usageError('--port must be between 1 and 65535');
     const ttl = input.number('ttl') ?? 0;
     if (ttl < 0) throw input.usageError('--ttl must be a number of seconds');
+    const checkEvery = input.number('check-every') ?? DEFAULT_CHECK_SECONDS;
+    if (!(checkEvery >= 0)) throw input.usageError('--check-every must be a number of seconds (0 turns the periodic check off)');
 
     const session = ctx.session();
     const { target, grants, grant } = await openGrant(ctx, name, ttl);
@@ -91,6 +97,7 @@ export const connectCommand: CommandSpec<CommandContext> = {
         onRenewed: (g) => ctx.note(`[${stamp()}] grant renewed (${g.id}), valid until ${formatTime(g.expiresAt)}`),
         onRetry: (err, delay) => ctx.note(`[${stamp()}] could not renew the grant (${describeFailure(err).message}); retrying in ${formatDuration(delay)}`),
         now: ctx.now,
+        watchIntervalMs: checkEvery * 1000,
       });
       const { listener } = connect;
       ctx.registry.record({

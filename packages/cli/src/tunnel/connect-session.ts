@@ -1,5 +1,5 @@
 import { checkGrant as defaultCheckGrant, TunnelRefusedError, type CheckGrantOptions } from '@pa/tunnel';
-import { GrantKeeper, type GrantEnd, type KeptGrant, type Timers } from './grant-keeper';
+import { GrantKeeper, realTimers, type GrantEnd, type KeptGrant, type Timers } from './grant-keeper';
 import { LocalListener, type ListenerEvent, type LocalListenerOptions, type TunnelGrant } from './local-listener';
 
 /** Refusals that mean the grant itself was revoked (by grant, session or user): worth asking the control plane at once. */
@@ -31,6 +31,12 @@ export interface ConnectSessionOptions<TGrant extends KeptGrant & TunnelGrant> {
   checkGrant?: (options: CheckGrantOptions) => Promise<void>;
   /** Least time between two status checks after tunnels the node closed (default 1 s). */
   checkIntervalMs?: number;
+  /**
+   * Ask a node every this many ms whether the grant still stands, tunnels or
+   * not, so a revocation ends an idle session too (0 or absent: only after
+   * tunnels the node closed, or at the next tunnel or renewal).
+   */
+  watchIntervalMs?: number;
 }
 
 /** A running `pa connect`: the listener, the grant keeper, and a promise of how it ends. */
@@ -50,7 +56,9 @@ export interface ConnectSession<TGrant> {
  * A revocation ends it at once, not at the next renewal: when a node refuses
  * a tunnel as revoked, or closes one (it closes a revoked grant's tunnels
  * within a second) and its grant status check then says revoked, the keeper
- * renews now, and the control plane's refusal ends the session.
+ * renews now, and the control plane's refusal ends the session. With
+ * `watchIntervalMs`, a node is also asked periodically, so a session with no
+ * tunnel open ends within that interval of a revocation.
  */
 export const startConnectSession = async <TGrant extends KeptGrant & TunnelGrant>(
   options: ConnectSessionOptions<TGrant>,
@@ -71,10 +79,13 @@ export const startConnectSession = async <TGrant extends KeptGrant & TunnelGrant
     ...(options.timers ? { timers: options.timers } : {}),
     onEnded: (end) => void stop(end),
   });
+  const timers = options.timers ?? realTimers;
+  let watchTimer: unknown = null;
   const stop = async (end: SessionEnd<TGrant>): Promise<void> => {
     if (done) return;
     done = true;
     keeper.stop();
+    if (watchTimer !== null) timers.clear(watchTimer);
     await listener?.close();
     finish(end);
   };
@@ -82,8 +93,8 @@ export const startConnectSession = async <TGrant extends KeptGrant & TunnelGrant
   const now = options.now ?? Date.now;
   let checking = false;
   let lastCheck = Number.NEGATIVE_INFINITY;
-  /** A node closed a tunnel: ask it (at most one check at a time, one per interval) whether the grant still stands. */
-  const checkAfterClose = (url: string): void => {
+  /** Ask a node (at most one check at a time, one per interval) whether the grant still stands; a revocation renews now. */
+  const checkStatus = (url: string): void => {
     if (done || checking || now() - lastCheck < (options.checkIntervalMs ?? 1000)) return;
     checking = true;
     lastCheck = now();
@@ -99,7 +110,17 @@ export const startConnectSession = async <TGrant extends KeptGrant & TunnelGrant
   const onEvent = (event: ListenerEvent): void => {
     options.onListenerEvent?.(event);
     if (event.type === 'refused' && isRevocation(event.error)) keeper.checkNow();
-    else if (event.type === 'closed' && event.endedBy === 'node') checkAfterClose(event.url);
+    else if (event.type === 'closed' && event.endedBy === 'node') checkStatus(event.url);
+  };
+  /** The periodic check: the grant's first node (another node's answer would be the same: revocations are shared). */
+  const watch = (): void => {
+    const every = options.watchIntervalMs ?? 0;
+    if (done || every <= 0) return;
+    watchTimer = timers.set(() => {
+      const url = keeper.current.tunnelUrls[0];
+      if (url !== undefined) checkStatus(url);
+      watch();
+    }, every);
   };
   listener = await LocalListener.start({
     grant: () => keeper.current,
@@ -112,5 +133,6 @@ export const startConnectSession = async <TGrant extends KeptGrant & TunnelGrant
   if (options.signal.aborted) void stop({ kind: 'stopped' });
   else options.signal.addEventListener('abort', () => void stop({ kind: 'stopped' }), { once: true });
   keeper.start();
+  watch();
   return { listener, current: () => keeper.current, ended };
 };
