@@ -27,6 +27,8 @@ export const configSchema = z.strictObject({
         .strictObject({
           certFile: z.string().min(1).optional(),
           keyFile: z.string().min(1).optional(),
+          /** How often the files are checked for a new certificate (rotation needs no restart); 0: read at start only. */
+          reloadIntervalSeconds: z.coerce.number().min(0).default(30),
         })
         .prefault({}),
     })
@@ -146,6 +148,7 @@ const ENV_MAP: Record<string, string> = {
   PA_PG_DIRECT_PORT: 'postgresDirect.port',
   PA_TUNNEL_TLS_CERT_FILE: 'tunnel.tls.certFile',
   PA_TUNNEL_TLS_KEY_FILE: 'tunnel.tls.keyFile',
+  PA_TUNNEL_TLS_RELOAD_SECONDS: 'tunnel.tls.reloadIntervalSeconds',
   PA_ADMIN_HOST: 'admin.host',
   PA_ADMIN_PORT: 'admin.port',
   PA_CONTROL_PLANE_GRPC: 'controlPlane.grpcAddress',

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { join, resolve } from 'node:path';
 import type { AddressInfo, Server as NetServer } from 'node:net';
+import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { Protocol, type KeySet } from '@pa/contracts';
 import type { KeyStore } from '@pa/grants';
@@ -16,7 +17,7 @@ import { createAdmission } from './listeners/admission';
 import { createPostgresDirectListener } from './listeners/postgres-direct-listener';
 import { createTunnelListener, type TunnelListenerDeps } from './listeners/tunnel-listener';
 import { createMetrics } from './metrics';
-import { loadNodeTls, warnAboutPlaintext } from './tls';
+import { loadNodeTls, TunnelCertificate, warnAboutPlaintext } from './tls';
 import type { ProtocolHandler, ProtocolName } from './protocols/handler';
 import { PROTOCOL_HANDLERS } from './protocols/registry';
 
@@ -123,6 +124,12 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
       tls: tls.tunnel,
     };
     const tunnelServer = createTunnelListener(listenerDeps);
+    // A rotated certificate is picked up without a restart (PA_TUNNEL_TLS_RELOAD_SECONDS).
+    const tunnelCert = tls.tunnel ? new TunnelCertificate(config, tls.tunnel, logger) : null;
+    if (tunnelCert) {
+      stops.push(async () => tunnelCert.stop());
+      tunnelCert.onReload((pair) => (tunnelServer as HttpsServer).setSecureContext({ cert: pair.cert, key: pair.key }));
+    }
     const tunnelPort = await listen(tunnelServer, config.tunnel.port, config.tunnel.host);
     const sockets = new Set<Duplex>();
     tunnelServer.on('connection', (s) => {
@@ -200,8 +207,8 @@ export const startNode = async (config: Config, logger: Logger, options: StartNo
     const adminHost = dialableHost(config.admin.host);
     // Direct PostgreSQL connections (grant as the password over TLS), when configured.
     let postgresDirect: { server: NetServer; address: string } | null = null;
-    if (config.postgresDirect.port !== undefined && tls.tunnel) {
-      const server = createPostgresDirectListener(listenerDeps, createAdmission(listenerDeps), tls.tunnel);
+    if (config.postgresDirect.port !== undefined && tunnelCert) {
+      const server = createPostgresDirectListener(listenerDeps, createAdmission(listenerDeps), tunnelCert);
       const directHost = config.postgresDirect.host ?? config.tunnel.host;
       const port = await listen(server, config.postgresDirect.port, directHost);
       server.on('connection', (s) => {

@@ -1,3 +1,5 @@
+import { unwatchFile, watchFile } from 'node:fs';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { TlsFileReader, type KeyPair, type Logger } from '@pa/kit';
 import type { Config } from './config';
 
@@ -60,3 +62,73 @@ export const warnAboutPlaintext = (config: Config, tls: NodeTls, tunnelUrl: stri
     });
   }
 };
+
+/**
+ * The tunnel certificate, kept current: the files are checked every
+ * `reloadIntervalSeconds` (stat polling, so it also works for files replaced
+ * by a rename, as cert-manager and certbot do), and a new certificate and key
+ * that read and match replace the old ones for new connections (TLS sessions
+ * already open keep theirs). A pair that does not read or match (say, a
+ * half-written file) is logged and the current one is kept.
+ */
+export class TunnelCertificate {
+  private pair: KeyPair;
+  private context: SecureContext;
+  private readonly listeners = new Set<(pair: KeyPair) => void>();
+  private readonly files: readonly string[];
+  private readonly onChange = (): void => void this.reload();
+
+  constructor(
+    private readonly config: Config,
+    initial: KeyPair,
+    private readonly logger: Logger,
+  ) {
+    this.pair = initial;
+    this.context = createSecureContext({ cert: initial.cert, key: initial.key });
+    const t = config.tunnel.tls;
+    this.files = [t.certFile, t.keyFile].filter((f): f is string => typeof f === 'string');
+    const every = t.reloadIntervalSeconds * 1000;
+    if (every > 0) for (const f of this.files) watchFile(f, { interval: every, persistent: false }, this.onChange);
+  }
+
+  get current(): KeyPair {
+    return this.pair;
+  }
+
+  /** The secure context for the current pair (for sockets wrapped by hand, e.g. after an SSLRequest). */
+  get secureContext(): SecureContext {
+    return this.context;
+  }
+
+  /** Calls `fn` with each new pair. */
+  onReload(fn: (pair: KeyPair) => void): void {
+    this.listeners.add(fn);
+  }
+
+  /** Reads the files again; applies a valid pair that differs from the current one. */
+  reload(): boolean {
+    let next: KeyPair;
+    try {
+      const t = this.config.tunnel.tls;
+      if (!t.certFile || !t.keyFile) return false;
+      const files = new TlsFileReader();
+      const loaded = files.keyPair({ file: t.certFile, setting: 'PA_TUNNEL_TLS_CERT_FILE' }, { file: t.keyFile, setting: 'PA_TUNNEL_TLS_KEY_FILE' });
+      files.check();
+      if (!loaded) return false;
+      next = loaded;
+      if (next.cert.equals(this.pair.cert) && next.key.equals(this.pair.key)) return false;
+      this.context = createSecureContext({ cert: next.cert, key: next.key });
+    } catch (err) {
+      this.logger.warn('The tunnel TLS files changed but could not be used; keeping the current certificate.', { error: err instanceof Error ? err.message : String(err) });
+      return false;
+    }
+    this.pair = next;
+    for (const fn of this.listeners) fn(next);
+    this.logger.info('Tunnel TLS certificate reloaded.', { certFile: this.config.tunnel.tls.certFile });
+    return true;
+  }
+
+  stop(): void {
+    for (const f of this.files) unwatchFile(f, this.onChange);
+  }
+}

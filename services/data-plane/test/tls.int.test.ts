@@ -1,4 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,17 +55,19 @@ beforeAll(() => {
 afterAll(() => pki.cleanup());
 
 describe('node TLS configuration', () => {
-  it('maps the environment: tunnel certificate and key, control-plane CA, client certificate, server name', () => {
+  it('maps the environment: tunnel certificate, key and reload interval, control-plane CA, client certificate, server name', () => {
+    expect(loadConfig({}).tunnel.tls.reloadIntervalSeconds).toBe(30);
     const c = loadConfig({
       PA_TUNNEL_TLS_CERT_FILE: '/tls/tunnel.crt',
       PA_TUNNEL_TLS_KEY_FILE: '/tls/tunnel.key',
+      PA_TUNNEL_TLS_RELOAD_SECONDS: '5',
       PA_CONTROL_PLANE_TLS_CA_FILE: '/tls/ca.crt',
       PA_CONTROL_PLANE_TLS_CERT_FILE: '/tls/node.crt',
       PA_CONTROL_PLANE_TLS_KEY_FILE: '/tls/node.key',
       PA_CONTROL_PLANE_TLS_SERVER_NAME: 'cp.internal',
       PA_CONTROL_PLANE_TLS: 'true',
     });
-    expect(c.tunnel.tls).toEqual({ certFile: '/tls/tunnel.crt', keyFile: '/tls/tunnel.key' });
+    expect(c.tunnel.tls).toEqual({ certFile: '/tls/tunnel.crt', keyFile: '/tls/tunnel.key', reloadIntervalSeconds: 5 });
     expect(c.controlPlane.tls).toEqual({ enabled: true, caFile: '/tls/ca.crt', certFile: '/tls/node.crt', keyFile: '/tls/node.key', serverName: 'cp.internal' });
   });
 
@@ -267,5 +272,76 @@ describe('the node dialling the control plane with TLS', () => {
     expect(await logged(plainNode.lines, 'The control plane serves TLS, but this node dials it in plaintext.')).toMatchObject({ hint: expect.stringContaining('PA_CONTROL_PLANE_TLS=true') });
     const tlsNode = dial(plainCp.address, { PA_CONTROL_PLANE_TLS_CA_FILE: ca.certFile });
     expect(await logged(tlsNode.lines, 'TLS with the control plane failed.')).toMatchObject({ hint: expect.stringContaining('serves plaintext') });
+  });
+});
+
+describe('tunnel certificate rotation without a restart', () => {
+  let state: State;
+  let node: RunningNode;
+  let dir: string;
+  let certFile: string;
+  let keyFile: string;
+  let next: TestCertificate;
+  const capture = createCaptureLogger('node-test', 'info');
+
+  /** The serial number of the certificate a TLS handshake with `port` presents (after an SSLRequest for the PostgreSQL port). */
+  const presented = async (port: number, postgres = false): Promise<string> => {
+    const raw = connect({ host: '127.0.0.1', port });
+    await once(raw, 'connect');
+    if (postgres) {
+      const sslRequest = Buffer.alloc(8);
+      sslRequest.writeInt32BE(8, 0);
+      sslRequest.writeInt32BE(80877103, 4);
+      raw.write(sslRequest);
+      expect((await readBytes(raw, 1)).toString()).toBe('S');
+    }
+    const s = tlsConnect({ socket: raw, ca: ca.cert, servername: 'localhost' });
+    await once(s, 'secureConnect');
+    const serial = s.getPeerCertificate().serialNumber.toUpperCase();
+    s.destroy();
+    return serial;
+  };
+  const serialOf = (c: TestCertificate): string => new X509Certificate(c.cert).serialNumber.toUpperCase();
+  const portOf = (url: string): number => Number(new URL(url).port);
+
+  beforeAll(async () => {
+    next = pki.issue(ca, 'localhost', { dns: ['localhost'], ips: ['127.0.0.1'] });
+    dir = mkdtempSync(join(tmpdir(), 'pa-node-rotate-'));
+    certFile = join(dir, 'tunnel.crt');
+    keyFile = join(dir, 'tunnel.key');
+    writeFileSync(certFile, local.cert);
+    writeFileSync(keyFile, local.key);
+    state = createState({ logger: capture.logger });
+    await state.revocations.start();
+    const factory = await createGrantFactory();
+    const config = loadConfig(
+      { PA_TUNNEL_TLS_CERT_FILE: certFile, PA_TUNNEL_TLS_KEY_FILE: keyFile, PA_TUNNEL_TLS_RELOAD_SECONDS: '0.05' },
+      { dataDir: dir, tunnel: { port: 0 }, postgresDirect: { port: 0 }, admin: { port: 0 }, controlPlane: { issuer: factory.issuer }, drainTimeoutSeconds: 1 },
+    );
+    node = await startNode(config, capture.logger, { state, keys: factory.keys, transport: recordingTransport([]) });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await state?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the certificate when the new files do not read, then serves the rotated one on the tunnel and direct PostgreSQL ports', async () => {
+    const tunnelPort = portOf(node.tunnelUrl);
+    const directPort = Number((node.postgresDirectAddress as string).split(':').pop());
+    expect(await presented(tunnelPort)).toBe(serialOf(local));
+    expect(await presented(directPort, true)).toBe(serialOf(local));
+    // A half-written file: refused, the current certificate stays.
+    writeFileSync(certFile, '-----BEGIN CERTIFICATE-----\nnot yet\n');
+    const warning = await logged(capture.lines, 'The tunnel TLS files changed but could not be used; keeping the current certificate.');
+    expect(warning.level).toBe('warn');
+    expect(JSON.stringify(warning)).not.toMatch(/PRIVATE KEY/);
+    expect(await presented(tunnelPort)).toBe(serialOf(local));
+    // The new pair, written as a rotation tool would (key, then certificate).
+    writeFileSync(keyFile, next.key);
+    writeFileSync(certFile, next.cert);
+    await logged(capture.lines, 'Tunnel TLS certificate reloaded.');
+    expect(await presented(tunnelPort)).toBe(serialOf(next));
+    expect(await presented(directPort, true)).toBe(serialOf(next));
   });
 });

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createSecureContext, TLSSocket } from 'node:tls';
-import { AppError, toAppError, type KeyPair } from '@pa/kit';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import { AppError, toAppError } from '@pa/kit';
 import { backend, FrontendDecoder, protocolNegotiation, readPasswordMessage, type CancelRequest, type FrontendMessage } from '@pa/pgwire';
 import { readClientStartup, readStartupPhase, type StartupPhaseFinish } from '../protocols/postgres/client-startup';
 import { isPostgresHandler, type AcceptedClientStartup } from '../protocols/postgres/postgres-handler';
@@ -21,10 +21,9 @@ import type { TunnelListenerDeps } from './tunnel-listener';
  * honoured for keys issued to direct sessions, audited against the session it
  * targets, and the connection closed without an answer, as PostgreSQL does.
  */
-export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: Admission, tls: KeyPair): Server => {
+export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: Admission, tls: { readonly secureContext: SecureContext }): Server => {
   const pg = d.handlers.postgres;
   if (pg === undefined || !isPostgresHandler(pg)) throw new TypeError('Direct PostgreSQL connections need the postgres handler.');
-  const secureContext = createSecureContext({ cert: tls.cert, key: tls.key });
   const timeoutMs = d.config.tunnel.handshakeTimeoutMs;
   /** A FATAL ErrorResponse, then close: the handler's own way of refusing. */
   const fatal = (socket: Socket | TLSSocket, err: AppError): void => pg.sendError(socket, err);
@@ -101,7 +100,8 @@ export const createPostgresDirectListener = (d: TunnelListenerDeps, admission: A
       return;
     }
     raw.write(backend.encryptionResponse(true));
-    const socket = new TLSSocket(raw, { isServer: true, secureContext });
+    // The current certificate (it may have been reloaded since the listener started).
+    const socket = new TLSSocket(raw, { isServer: true, secureContext: tls.secureContext });
     wrapped.add(raw);
     socket.on('error', () => undefined);
     const handshake = setTimeout(() => socket.destroy(), timeoutMs);
