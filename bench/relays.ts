@@ -6,12 +6,12 @@
  * - connectListener: what `pa connect` does on a user's machine (see
  *   packages/cli/src/tunnel/local-listener.ts): a loopback listener that holds
  *   each accepted connection paused, opens a tunnel for it with the grant, then
- *   pipes both ways. Programs that cannot speak the tunnel protocol (wrk,
- *   pgbench) reach the node through it.
+ *   relays both ways with the same relaySockets the CLI uses. Programs that
+ *   cannot speak the tunnel protocol (wrk, pgbench) reach the node through it.
  */
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { openTunnel } from '../packages/tunnel/src/index';
+import { openTunnel, relaySockets } from '../packages/tunnel/src/index';
 import type { Handler } from './child';
 
 const listen = async (s: Server): Promise<number> => {
@@ -89,8 +89,12 @@ export const connectListener = (): Handler => {
             }
             sockets.add(socket);
             socket.on('close', () => sockets.delete(socket));
-            splice(local, socket);
-            local.resume();
+            local.setNoDelay(true);
+            const r = relaySockets(local, socket);
+            r.a.on('error', () => r.a.destroy());
+            r.b.on('error', () => r.b.destroy());
+            r.a.on('close', () => r.b.destroy());
+            r.b.on('close', () => r.a.destroy());
           },
           (err: unknown) => {
             stats.failed += 1;
