@@ -88,6 +88,26 @@ const startEcho = async (): Promise<{ server: Server; port: number; sockets: Set
   return { server, sockets, port: await listen(server) };
 };
 
+/** A target that accepts a connection and reads nothing from it until `drain`. */
+const startHeldTarget = async (): Promise<{ server: Server; port: number; connected(): boolean; drain(bytes: number): Promise<Buffer> }> => {
+  let held: Socket | null = null;
+  const server = createServer((s) => {
+    held = s;
+    s.pause();
+  });
+  return {
+    server,
+    port: await listen(server),
+    connected: () => held !== null,
+    drain: (bytes) => {
+      const s = held as unknown as Socket;
+      const all = receive(s, bytes);
+      s.resume();
+      return all;
+    },
+  };
+};
+
 const closeServer = (s: Server): Promise<void> => new Promise((r) => s.close(() => r()));
 
 const waitFor = async (cond: () => boolean, what: string): Promise<void> => {
@@ -190,18 +210,13 @@ describe('relaySockets over real sockets', () => {
   });
 
   it('stops reading while the other side has too much queued, then resumes byte-exact; memory stays bounded', async () => {
-    let paused: Socket | null = null;
-    const parts: Buffer[] = [];
-    const target = createServer((s) => {
-      paused = s;
-      s.pause();
-    });
-    const relay = await startRelay(await listen(target));
+    const target = await startHeldTarget();
+    const relay = await startRelay(target.port);
     const client = connect(relay.port, '127.0.0.1');
     await once(client, 'connect');
     const data = randomBytes(64 * 1024 * 1024);
     const writing = writeChunks(client, data, [256 * 1024]);
-    await waitFor(() => relay.relays.length === 1 && paused !== null, 'the relay and the target connection');
+    await waitFor(() => relay.relays.length === 1 && target.connected(), 'the relay and the target connection');
     const r = relay.relays[0]!;
     // The relay reads until the target's socket has more than 512 KiB queued, then stops.
     await waitFor(() => r.b.writableLength >= 512 * 1024, 'the upstream queue to fill');
@@ -213,29 +228,21 @@ describe('relaySockets over real sockets', () => {
     expect(queued).toBeLessThanOrEqual(512 * 1024 + PRIVATE_READ_BYTES);
     expect(r.b.writableLength).toBe(queued);
     // Now let the target read: everything arrives, in order.
-    const target0 = paused! as Socket;
-    target0.on('data', (d: Buffer) => parts.push(d));
-    target0.resume();
+    const all = target.drain(data.length);
     await writing;
-    await waitFor(() => parts.reduce((n, p) => n + p.length, 0) >= data.length, 'every byte at the target');
-    expect(sha(Buffer.concat(parts))).toBe(sha(data));
+    expect(sha(await all)).toBe(sha(data));
     client.destroy();
     await closeServer(relay.server);
-    await closeServer(target);
+    await closeServer(target.server);
   });
 
   it('keeps small reads intact while the other side is backed up (they are copied out of the shared buffer)', async () => {
-    let held: Socket | null = null;
-    const parts: Buffer[] = [];
-    const target = createServer((s) => {
-      held = s;
-      s.pause();
-    });
-    const relay = await startRelay(await listen(target));
+    const target = await startHeldTarget();
+    const relay = await startRelay(target.port);
     const client = connect(relay.port, '127.0.0.1');
     await once(client, 'connect');
     const sent: Buffer[] = [];
-    await waitFor(() => relay.relays.length === 1 && held !== null, 'the relay and the target connection');
+    await waitFor(() => relay.relays.length === 1 && target.connected(), 'the relay and the target connection');
     const r = relay.relays[0]!;
     // 8 KiB at a time, one per event-loop turn, so each is its own (shared-buffer) read, until the
     // target's socket has writes queued; then 200 more land behind them.
@@ -250,14 +257,10 @@ describe('relaySockets over real sockets', () => {
     expect(extra).toBe(0);
     expect(r.bufferKinds().a).toBe('shared');
     const total = sent.reduce((n, b) => n + b.length, 0);
-    const t = held! as Socket;
-    t.on('data', (d: Buffer) => parts.push(d));
-    t.resume();
-    await waitFor(() => parts.reduce((n, p) => n + p.length, 0) >= total, 'every byte at the target');
-    expect(sha(Buffer.concat(parts))).toBe(sha(Buffer.concat(sent)));
+    expect(sha(await target.drain(total))).toBe(sha(Buffer.concat(sent)));
     client.destroy();
     await closeServer(relay.server);
-    await closeServer(target);
+    await closeServer(target.server);
   });
 
   it('idle() frees a quiet private buffer, and bulk traffic afterwards is still byte-exact', async () => {
