@@ -2,6 +2,7 @@ import { CompactEncrypt, base64url, generateKeyPair } from 'jose';
 import { AppError, type ErrorCode } from '@pa/kit';
 import {
   CREDENTIALS_TOKEN_TYPE,
+  CredentialsCache,
   KeyStore,
   decryptCredentials,
   encryptCredentials,
@@ -11,6 +12,7 @@ import {
   importKeyJwk,
   toPublicJwk,
   type BackendCredentials,
+  type DecryptionKeySource,
   type KeyPairWithId,
   type OkpJwk,
 } from './index';
@@ -171,5 +173,63 @@ describe('KeyStore', () => {
     expect(s.remove(node.kid)).toBe(true);
     expect(s.remove(node.kid)).toBe(false);
     expect(s.decryptionKey(node.kid)).toBeUndefined();
+  });
+});
+
+describe('CredentialsCache', () => {
+  /** A key source that counts the decryptions done with it. */
+  const counting = (inner: KeyStore): { source: DecryptionKeySource; uses: () => number } => {
+    let n = 0;
+    return {
+      source: {
+        decryptionKey: (kid) => {
+          n += 1;
+          return inner.decryptionKey(kid);
+        },
+      },
+      uses: () => n,
+    };
+  };
+
+  it('decrypts a grant\'s JWE once until the grant expires, then again', async () => {
+    let now = 1_000_000;
+    const cache = new CredentialsCache({ now: () => now });
+    const jwe = await encryptCredentials(cred, node.publicKey, node.kid);
+    const keys = counting(store);
+    for (let i = 0; i < 5; i++) await expect(cache.get(jwe, keys.source, now + 60_000)).resolves.toEqual(cred);
+    expect(keys.uses()).toBe(1);
+    now += 60_000;
+    await expect(cache.get(jwe, keys.source, now + 60_000)).resolves.toEqual(cred);
+    expect(keys.uses()).toBe(2);
+  });
+
+  it('starts empty for a new key set (rotation), keeps no failure, and no already-expired grant', async () => {
+    const cache = new CredentialsCache();
+    const jwe = await encryptCredentials(cred, node.publicKey, node.kid);
+    const first = counting(store);
+    await cache.get(jwe, first.source, Date.now() + 60_000);
+    const rotated = counting(store);
+    await cache.get(jwe, rotated.source, Date.now() + 60_000);
+    expect([first.uses(), rotated.uses()]).toEqual([1, 1]);
+    // A key set without the key: refused each time, never cached.
+    const empty = counting(new KeyStore());
+    for (let i = 0; i < 2; i++) expect(await codeOf(cache.get(jwe, empty.source, Date.now() + 60_000))).toBe('GRANT_KEY_UNKNOWN');
+    expect(empty.uses()).toBe(2);
+    const expired = counting(store);
+    for (let i = 0; i < 2; i++) await cache.get(jwe, expired.source, Date.now() - 1);
+    expect(expired.uses()).toBe(2);
+  });
+
+  it('keeps at most maxEntries per key set, dropping the oldest', async () => {
+    const cache = new CredentialsCache({ maxEntries: 2 });
+    const jwes = await Promise.all([1, 2, 3].map(() => encryptCredentials(cred, node.publicKey, node.kid)));
+    const keys = counting(store);
+    for (const j of jwes) await cache.get(j, keys.source, Date.now() + 60_000);
+    expect(keys.uses()).toBe(3);
+    await cache.get(jwes[2] as string, keys.source, Date.now() + 60_000);
+    await cache.get(jwes[1] as string, keys.source, Date.now() + 60_000);
+    expect(keys.uses()).toBe(3);
+    await cache.get(jwes[0] as string, keys.source, Date.now() + 60_000);
+    expect(keys.uses()).toBe(4);
   });
 });

@@ -82,3 +82,60 @@ export const decryptCredentials = async (jwe: string, keys: DecryptionKeySource)
   if (!parsed.success) throw unreadable('The decrypted credentials do not have a known shape.');
   return parsed.data;
 };
+
+export interface CredentialsCacheOptions {
+  /** Most entries kept per key set (the oldest goes first). Default 10,000. */
+  readonly maxEntries?: number;
+  readonly now?: () => number;
+}
+
+/**
+ * Decrypted backend credentials, per grant: every tunnel of a grant carries
+ * the same JWE, and decrypting it (ECDH-ES key agreement, key import, key
+ * unwrap, AES-GCM) costs a few hundred microseconds of CPU per connection.
+ * Entries are keyed by the JWE itself and scoped to the key set that
+ * decrypted them (a rotated key set starts empty, so a dropped key stops
+ * working at once); each lives until its grant expires; a failed decryption
+ * is not kept. The plaintext stays in this node's memory only, where the
+ * sessions that use it hold it anyway.
+ */
+export class CredentialsCache {
+  private readonly bySource = new WeakMap<DecryptionKeySource, Map<string, { value: Promise<BackendCredentials>; expiresAtMs: number }>>();
+  private readonly maxEntries: number;
+  private readonly now: () => number;
+
+  constructor(options: CredentialsCacheOptions = {}) {
+    this.maxEntries = options.maxEntries ?? 10_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The credentials in `jwe` (decrypted with `keys` unless cached); `expiresAtMs`: when the grant carrying them expires. */
+  get(jwe: string, keys: DecryptionKeySource, expiresAtMs: number): Promise<BackendCredentials> {
+    let entries = this.bySource.get(keys);
+    if (!entries) {
+      entries = new Map();
+      this.bySource.set(keys, entries);
+    }
+    const now = this.now();
+    const hit = entries.get(jwe);
+    if (hit && hit.expiresAtMs > now) return hit.value;
+    if (hit) entries.delete(jwe);
+    const value = decryptCredentials(jwe, keys);
+    if (expiresAtMs > now) {
+      const map = entries;
+      map.set(jwe, { value, expiresAtMs });
+      value.catch(() => {
+        if (map.get(jwe)?.value === value) map.delete(jwe);
+      });
+      if (map.size > this.maxEntries) {
+        // Expired entries first, then the oldest.
+        for (const [k, e] of map) if (e.expiresAtMs <= now) map.delete(k);
+        for (const k of map.keys()) {
+          if (map.size <= this.maxEntries) break;
+          map.delete(k);
+        }
+      }
+    }
+    return value;
+  }
+}

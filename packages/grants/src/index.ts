@@ -39,6 +39,8 @@ export {
   CREDENTIALS_TOKEN_TYPE,
   backendCredentialsSchema,
   decryptCredentials,
+  CredentialsCache,
+  type CredentialsCacheOptions,
   encryptCredentials,
   type BackendCredentials,
 } from './credentials';

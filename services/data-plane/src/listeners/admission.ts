@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { AppError, newId, toAppError } from '@pa/kit';
-import { decryptCredentials, GrantVerifier, type BackendCredentials, type GrantClaims } from '@pa/grants';
+import { CredentialsCache, GrantVerifier, type BackendCredentials, type GrantClaims } from '@pa/grants';
 import { loadCompiledPolicy } from '@pa/policy';
 import { concurrencyError, rateLimitError, revocationError } from '@pa/state';
 import { sessionAudit, type ProtocolHandler, type ProtocolName, type Session, type SessionContext } from '../protocols/handler';
@@ -51,6 +51,8 @@ export const createAdmission = (d: TunnelListenerDeps): Admission => {
   const clock = d.clock ?? (() => new Date());
   // `pa connect` presents one grant for all its tunnels: verified once, then answered from memory.
   const verifier = new GrantVerifier();
+  // …and its backend credentials decrypted once (per key set, until the grant expires).
+  const credentialsCache = new CredentialsCache();
 
   const status = async (token: string): Promise<GrantClaims> => {
     const keys = d.keys();
@@ -142,7 +144,7 @@ export const createAdmission = (d: TunnelListenerDeps): Admission => {
       grant: g,
       policy,
       engine: d.engine,
-      credentials: () => (credentials ??= g.credentials ? decryptCredentials(g.credentials, keys) : Promise.resolve(null)),
+      credentials: () => (credentials ??= g.credentials ? credentialsCache.get(g.credentials, keys, g.exp * 1000) : Promise.resolve(null)),
       audit,
       consumeRequest: () => d.state.rateLimits.consumeRequest(g.user.id, g.connection.id),
       signal: abort.signal,
