@@ -49,28 +49,33 @@ const nodeRequest = (options: Pick<OpenTunnelOptions, 'url' | 'ca'>, path: strin
 };
 
 /**
- * Opens a tunnel: sends the Upgrade request with the grant and resolves with
- * the raw socket once the node answers 101. Bytes the node sent right after
- * the 101 are pushed back into the socket, so nothing is lost.
+ * Ends `req` and settles on the node's answer within `timeoutMs`: a 101 goes
+ * to `accept.upgrade`; a response `accept.response` takes (returns a value
+ * for) resolves with it; any other response is read as the node's refusal
+ * ({@link TunnelRefusedError}); a network error or the deadline rejects.
  */
-export const openTunnel = (options: OpenTunnelOptions): Promise<OpenTunnel> =>
+const nodeAnswer = <T>(
+  req: http.ClientRequest,
+  what: string,
+  timeoutMs: number,
+  accept: { upgrade?: (res: IncomingMessage, socket: Socket, head: Buffer) => T; response?: (res: IncomingMessage) => { value: T } | null },
+): Promise<T> =>
   new Promise((resolve, reject) => {
-    const req = nodeRequest(options, TUNNEL_PATH, {
-      Connection: 'Upgrade',
-      Upgrade: TUNNEL_PROTOCOL,
-      Authorization: `Bearer ${options.grant}`,
-      ...(options.clientLabel ? { [CLIENT_LABEL_HEADER]: options.clientLabel } : {}),
-    });
-    const timer = setTimeout(() => {
-      req.destroy(new Error(`tunnel handshake timed out after ${options.timeoutMs ?? 10_000} ms`));
-    }, options.timeoutMs ?? 10_000);
-    req.once('upgrade', (res, socket, head) => {
-      clearTimeout(timer);
-      if (head.length > 0) socket.unshift(head);
-      socket.setNoDelay(true);
-      resolve({ socket, tunnelId: String(res.headers[TUNNEL_ID_HEADER] ?? '') });
-    });
+    const timer = setTimeout(() => req.destroy(new Error(`${what} timed out after ${timeoutMs} ms`)), timeoutMs);
+    const { upgrade, response } = accept;
+    if (upgrade) {
+      req.once('upgrade', (res: IncomingMessage, socket: Socket, head: Buffer) => {
+        clearTimeout(timer);
+        resolve(upgrade(res, socket, head));
+      });
+    }
     req.once('response', (res) => {
+      const taken = response?.(res) ?? null;
+      if (taken !== null) {
+        clearTimeout(timer);
+        resolve(taken.value);
+        return;
+      }
       void readRefusal(res).then((err) => {
         clearTimeout(timer);
         reject(err);
@@ -82,6 +87,27 @@ export const openTunnel = (options: OpenTunnelOptions): Promise<OpenTunnel> =>
     });
     req.end();
   });
+
+/**
+ * Opens a tunnel: sends the Upgrade request with the grant and resolves with
+ * the raw socket once the node answers 101. Bytes the node sent right after
+ * the 101 are pushed back into the socket, so nothing is lost.
+ */
+export const openTunnel = (options: OpenTunnelOptions): Promise<OpenTunnel> => {
+  const req = nodeRequest(options, TUNNEL_PATH, {
+    Connection: 'Upgrade',
+    Upgrade: TUNNEL_PROTOCOL,
+    Authorization: `Bearer ${options.grant}`,
+    ...(options.clientLabel ? { [CLIENT_LABEL_HEADER]: options.clientLabel } : {}),
+  });
+  return nodeAnswer(req, 'tunnel handshake', options.timeoutMs ?? 10_000, {
+    upgrade: (res, socket, head) => {
+      if (head.length > 0) socket.unshift(head);
+      socket.setNoDelay(true);
+      return { socket, tunnelId: String(res.headers[TUNNEL_ID_HEADER] ?? '') };
+    },
+  });
+};
 
 /** The refusal a node answered with: its problem document's code and detail, or the status line. */
 const readRefusal = (res: IncomingMessage): Promise<TunnelRefusedError> =>
@@ -118,25 +144,13 @@ export type CheckGrantOptions = Omit<OpenTunnelOptions, 'clientLabel'>;
  * {@link TunnelRefusedError} a tunnel would get (GRANT_REVOKED…), or with the
  * network error when the node cannot be reached.
  */
-export const checkGrant = (options: CheckGrantOptions): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const req = nodeRequest(options, GRANT_STATUS_PATH, { Authorization: `Bearer ${options.grant}`, Connection: 'close' });
-    const timer = setTimeout(() => req.destroy(new Error(`grant check timed out after ${options.timeoutMs ?? 10_000} ms`)), options.timeoutMs ?? 10_000);
-    req.once('response', (res) => {
-      if (res.statusCode === 200) {
-        clearTimeout(timer);
-        res.resume();
-        resolve();
-        return;
-      }
-      void readRefusal(res).then((err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-    req.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    req.end();
+export const checkGrant = (options: CheckGrantOptions): Promise<void> => {
+  const req = nodeRequest(options, GRANT_STATUS_PATH, { Authorization: `Bearer ${options.grant}`, Connection: 'close' });
+  return nodeAnswer<void>(req, 'grant check', options.timeoutMs ?? 10_000, {
+    response: (res) => {
+      if (res.statusCode !== 200) return null;
+      res.resume();
+      return { value: undefined };
+    },
   });
+};
