@@ -27,8 +27,7 @@ export interface NodeTls {
  */
 export const loadNodeTls = (config: Config): NodeTls => {
   const files = new TlsFileReader();
-  const t = config.tunnel.tls;
-  const tunnel = t.certFile && t.keyFile ? files.keyPair({ file: t.certFile, setting: 'PA_TUNNEL_TLS_CERT_FILE' }, { file: t.keyFile, setting: 'PA_TUNNEL_TLS_KEY_FILE' }) : null;
+  const tunnel = readTunnelKeyPair(config, files);
   const c = config.controlPlane.tls;
   const enabled = c.enabled ?? Boolean(c.caFile || c.certFile || c.serverName);
   let controlPlane: ControlPlaneTls | null = null;
@@ -41,6 +40,12 @@ export const loadNodeTls = (config: Config): NodeTls => {
   }
   files.check();
   return { tunnel, controlPlane };
+};
+
+/** The tunnel listener's certificate and key (problems go to `files`); null when not configured. */
+const readTunnelKeyPair = (config: Config, files: TlsFileReader): KeyPair | null => {
+  const t = config.tunnel.tls;
+  return t.certFile && t.keyFile ? files.keyPair({ file: t.certFile, setting: 'PA_TUNNEL_TLS_CERT_FILE' }, { file: t.keyFile, setting: 'PA_TUNNEL_TLS_KEY_FILE' }) : null;
 };
 
 /**
@@ -109,10 +114,8 @@ export class TunnelCertificate {
   reload(): boolean {
     let next: KeyPair;
     try {
-      const t = this.config.tunnel.tls;
-      if (!t.certFile || !t.keyFile) return false;
       const files = new TlsFileReader();
-      const loaded = files.keyPair({ file: t.certFile, setting: 'PA_TUNNEL_TLS_CERT_FILE' }, { file: t.keyFile, setting: 'PA_TUNNEL_TLS_KEY_FILE' });
+      const loaded = readTunnelKeyPair(this.config, files);
       files.check();
       if (!loaded) return false;
       next = loaded;
