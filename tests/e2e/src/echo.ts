@@ -1,25 +1,13 @@
 import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { startLoopbackServer, type LoopbackServer } from './loopback-server';
 
 /** A TCP echo service on 127.0.0.1 for the tunnels to reach; `close` also drops its live connections. */
-export const startEchoServer = async (): Promise<{ port: number; close(): Promise<void> }> => {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+export const startEchoServer = (): Promise<LoopbackServer> =>
+  startLoopbackServer((s) => {
     s.on('error', () => undefined);
     s.pipe(s);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-};
 
 /** Writes `text` on an echoing connection and reads as many bytes back. */
 export const exchange = async (socket: Socket, text: string): Promise<string> => {

@@ -1,18 +1,14 @@
-import { once } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { openTunnel } from '@pa/tunnel';
+import { startLoopbackServer, type LoopbackServer } from './loopback-server';
 
 /** What `pa connect` does, in a few lines: a loopback listener that opens one tunnel per connection. */
-export const localListener = async (tunnelUrl: string, grant: string): Promise<{ port: number; close(): Promise<void> }> => {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((local) => {
-    sockets.add(local);
-    local.on('close', () => sockets.delete(local));
+export const localListener = (tunnelUrl: string, grant: string): Promise<LoopbackServer> =>
+  startLoopbackServer((local, track) => {
     local.on('error', () => undefined);
     local.pause();
     openTunnel({ url: tunnelUrl, grant }).then(
       ({ socket }) => {
-        sockets.add(socket);
+        track(socket);
         socket.on('error', () => local.destroy());
         local.on('error', () => socket.destroy());
         socket.on('close', () => local.destroy());
@@ -24,13 +20,3 @@ export const localListener = async (tunnelUrl: string, grant: string): Promise<{
       () => local.destroy(),
     );
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
-};
