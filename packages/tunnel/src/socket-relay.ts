@@ -65,7 +65,6 @@ const shared = Buffer.allocUnsafe(SHARED_READ_BYTES);
 const userBufferSymbol = (s: Socket): symbol | undefined => Object.getOwnPropertySymbols(s).find((k) => k.description === 'kBuffer');
 
 interface StreamHandle {
-  readStart(): number;
   useUserBuffer(buf: Uint8Array): void;
 }
 
@@ -80,7 +79,6 @@ export const canAdopt = (s: Duplex): s is Socket => {
     typeof handle.useUserBuffer === 'function' &&
     !s.connecting &&
     !s.destroyed &&
-    !s.readableEnded &&
     !(s as unknown as { _readableState: { ended: boolean } })._readableState.ended &&
     s.writableLength === 0 &&
     !s.writableEnded
@@ -91,7 +89,6 @@ export const canAdopt = (s: Duplex): s is Socket => {
 class Reader {
   buf: Buffer = shared;
   readSinceIdle = false;
-  socket: Socket | null = null;
 
   /** The read callback's view of the bytes just read, safe to hand to a write. */
   take(n: number): Buffer {
@@ -105,6 +102,9 @@ class Reader {
     if (n < SMALL_READ_BYTES) this.buf = shared;
     return chunk;
   }
+
+  /** The adopted socket that reads through this reader; null when the side is not adopted (stream reads). */
+  socket: Socket | null = null;
 
   /** After the write: the private buffer is still referenced by it, so the next read needs another. */
   written(inFlight: boolean, chunk: Buffer): void {
@@ -133,7 +133,6 @@ class Reader {
 export const relaySockets = (a: Duplex, b: Duplex, hooks: SocketRelayHooks = {}): SocketRelay => {
   const readers = { a: new Reader(), b: new Reader() };
   const sides: { a: Duplex; b: Duplex } = { a, b };
-  const adopted: { a: Socket | null; b: Socket | null } = { a: null, b: null };
   const backlog: { a: Buffer[]; b: Buffer[] } = { a: [], b: [] };
 
   const other = (side: 'a' | 'b'): 'a' | 'b' => (side === 'a' ? 'b' : 'a');
@@ -156,7 +155,6 @@ export const relaySockets = (a: Duplex, b: Duplex, hooks: SocketRelayHooks = {})
       },
     } as unknown as SocketConstructorOpts);
     reader.socket = fresh;
-    adopted[side] = fresh;
     sides[side] = fresh;
     // Tie the two: destroying the old one destroys the new one; the old one
     // closes (and its server counts it closed) once the new one has.
@@ -176,7 +174,7 @@ export const relaySockets = (a: Duplex, b: Duplex, hooks: SocketRelayHooks = {})
     const ok = dst.write(chunk);
     reader.written(dst.writableLength > 0, chunk);
     if (!ok && dst.writableLength >= PAUSE_AT_BYTES && !dst.destroyed) {
-      dst.once('drain', () => adopted[from]?.resume());
+      dst.once('drain', () => readers[from].socket?.resume());
       return false;
     }
     return true;
@@ -186,7 +184,7 @@ export const relaySockets = (a: Duplex, b: Duplex, hooks: SocketRelayHooks = {})
     const src = sides[from];
     const to = other(from);
     src.once('end', () => sides[to].end());
-    if (adopted[from]) continue;
+    if (readers[from].socket) continue;
     src.on('data', (chunk: Buffer) => {
       hooks.onBytes?.(from, chunk.length);
       if (!sides[to].write(chunk)) src.pause();
@@ -211,7 +209,7 @@ export const relaySockets = (a: Duplex, b: Duplex, hooks: SocketRelayHooks = {})
       readers.b.idle();
     },
     bufferKinds: () => {
-      const kind = (side: 'a' | 'b'): BufferKind => (adopted[side] === null ? 'stream' : readers[side].buf === shared ? 'shared' : 'private');
+      const kind = (side: 'a' | 'b'): BufferKind => (readers[side].socket === null ? 'stream' : readers[side].buf === shared ? 'shared' : 'private');
       return { a: kind('a'), b: kind('b') };
     },
   };
