@@ -14,4 +14,4 @@ export * from './gen/portauth/v1/nodes';
 export { Timestamp } from './gen/google/protobuf/timestamp';
 export { SECRET_FIELDS, redactSecrets, type SecretField } from './secret-fields';
 export { timestampFromDate, dateFromTimestamp } from './timestamps';
-export { spooledAuditEventSchema, type SpooledAuditEvent } from './spooled-audit-event';
+export { AUDIT_ACTION_PATTERN, AUDIT_DECISION_OUTCOMES, AUDIT_EVENT_ID_PATTERN, AUDIT_PROTOCOLS, AUDIT_RESULT_OUTCOMES, spooledAuditEventSchema, type SpooledAuditEvent } from './spooled-audit-event';

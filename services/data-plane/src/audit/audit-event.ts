@@ -1,10 +1,10 @@
-import { spooledAuditEventSchema } from '@pa/contracts';
+import { AUDIT_ACTION_PATTERN, AUDIT_DECISION_OUTCOMES, AUDIT_EVENT_ID_PATTERN, AUDIT_PROTOCOLS, AUDIT_RESULT_OUTCOMES, spooledAuditEventSchema } from '@pa/contracts';
 import type { z } from 'zod';
 
 /** Decision outcomes: written before the action they allow (or instead of it). */
-export const DECISION_OUTCOMES = ['allowed', 'denied'] as const;
+export const DECISION_OUTCOMES = AUDIT_DECISION_OUTCOMES;
 /** Result outcomes: written after the action. */
-export const RESULT_OUTCOMES = ['success', 'failure', 'error'] as const;
+export const RESULT_OUTCOMES = AUDIT_RESULT_OUTCOMES;
 /** Every outcome an audit event can carry. */
 export const AUDIT_OUTCOMES = [...DECISION_OUTCOMES, ...RESULT_OUTCOMES] as const;
 
@@ -77,11 +77,9 @@ const _schemaMatchesType = (e: z.output<typeof auditEventSchema>): AuditEvent =>
 export const isDecisionOutcome = (outcome: AuditOutcome): outcome is AuditDecisionOutcome =>
   (DECISION_OUTCOMES as readonly string[]).includes(outcome);
 
-const EVENT_ID_RE = /^evt_[0-9a-hjkmnp-tv-z]{26}$/;
 const ISO_UTC_RE = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?Z$/;
-const ACTION_RE = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/;
 const OUTCOMES: ReadonlySet<string> = new Set(AUDIT_OUTCOMES);
-const PROTOCOLS: ReadonlySet<string> = new Set(['postgres', 'http', 'tcp']);
+const PROTOCOLS: ReadonlySet<string> = new Set(AUDIT_PROTOCOLS);
 const EVENT_KEYS: ReadonlySet<string> = new Set(['id', 'time', 'nodeId', 'action', 'outcome', 'actor', 'connectionId', 'connectionName', 'grantId', 'sessionId', 'protocol', 'details']);
 const MAX_JSON_DEPTH = 64;
 
@@ -128,7 +126,7 @@ const validActions = new Set<string>();
 /** Whether `action` is a valid event action (the names are few and fixed: checked once each). */
 export const isAuditAction = (action: unknown): action is string => {
   if (validActions.has(action as string)) return true;
-  if (typeof action !== 'string' || action.length > 64 || !ACTION_RE.test(action)) return false;
+  if (typeof action !== 'string' || action.length > 64 || !AUDIT_ACTION_PATTERN.test(action)) return false;
   if (validActions.size < 1024) validActions.add(action);
   return true;
 };
@@ -147,7 +145,7 @@ export const auditEventProblem = (e: unknown): string | undefined => {
   if (typeof e !== 'object' || e === null || Array.isArray(e) || !isPlainObject(e)) return 'the event is not an object';
   const v = e as Record<string, unknown>;
   for (const key in v) if (!EVENT_KEYS.has(key) || !Object.hasOwn(v, key)) return `unknown field ${key}`;
-  if (typeof v.id !== 'string' || !EVENT_ID_RE.test(v.id)) return 'id: must be an evt_ id';
+  if (typeof v.id !== 'string' || !AUDIT_EVENT_ID_PATTERN.test(v.id)) return 'id: must be an evt_ id';
   if (typeof v.time !== 'string' || !ISO_UTC_RE.test(v.time)) return 'time: must be an ISO 8601 time in UTC';
   if (typeof v.nodeId !== 'string' || v.nodeId.length < 1 || v.nodeId.length > 128) return 'nodeId: must be 1-128 characters';
   if (!isAuditAction(v.action)) return 'action: must be a dotted lowercase action name';
