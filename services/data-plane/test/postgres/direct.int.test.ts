@@ -16,7 +16,7 @@ import { createGrantFactory } from '../../src/testing/grant-factory';
 import { recordingTransport } from '../../src/testing/recording-transport';
 import { pgClient, withPg, type PgError } from './support/node-postgres';
 import { APP_POLICY } from './support/policies';
-import { conninfo, createAppDatabase, psql, waitForActivity, type AppDatabase } from './support/test-database';
+import { conninfo, createAppDatabase, isRunning, psql, waitForActivity, type AppDatabase } from './support/test-database';
 
 /**
  * Direct PostgreSQL connections to a node (no pa connect): TLS required, the
@@ -150,9 +150,6 @@ describe('postgres: direct connections with the grant as the password over TLS',
     await once(s, 'close');
   };
 
-  const stillRunning = async (marker: string): Promise<boolean> =>
-    app.direct(async (d) => (await d.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()", [marker])).rows[0]?.n === 1);
-
   it('cancels a running query from a CancelRequest sent in clear to the direct port, with the key the node issued; a wrong secret is ignored', async () => {
     const token = await grant();
     const c = pgClient({ host, port, user: 'tester', database: app.name, password: token, ssl: { ca: ca.cert, servername: 'localhost' } });
@@ -170,7 +167,7 @@ describe('postgres: direct connections with the grant as the password over TLS',
       const backendPids = await app.direct(async (d) => (await d.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE query LIKE '%direct_cancel_me%' AND pid <> pg_backend_pid()")).rows.map((r) => r.pid));
       expect(backendPids).not.toContain(pid);
       await sendCancelRequest(pid, secret ^ 1);
-      expect(await stillRunning('direct_cancel_me')).toBe(true);
+      expect(await isRunning(app, 'direct_cancel_me')).toBe(true);
       const t0 = Date.now();
       await sendCancelRequest(pid, secret);
       const err = await running;

@@ -87,11 +87,14 @@ export const conninfo = (o: Record<string, string | number>): string =>
 export const psql = (port: number, database: string, args: readonly string[], options: { input?: string; extra?: Record<string, string> } = {}): Promise<RunResult> =>
   run('psql', ['-X', '-q', '-d', conninfo({ host: '127.0.0.1', port, user: 'tester', dbname: database, sslmode: 'prefer', connect_timeout: 10, application_name: 'pa-test', ...options.extra }), ...args], options);
 
+/** Whether exactly one statement containing `marker` is running on the backend now. */
+export const isRunning = async (app: AppDatabase, marker: string): Promise<boolean> =>
+  app.direct(async (d) => (await d.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()", [marker])).rows[0]?.n === 1);
+
 /** Waits until a statement containing `marker` runs on the backend. */
 export const waitForActivity = async (app: AppDatabase, marker: string): Promise<void> => {
   for (let i = 0; i < 200; i += 1) {
-    const n = await app.direct(async (d) => (await d.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()", [marker])).rows[0]?.n);
-    if (n === 1) return;
+    if (await isRunning(app, marker)) return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`${marker} never ran`);
